@@ -1,0 +1,24 @@
+"""User-facing errors.
+
+Anything the user can fix (a missing file, bad input, a diverged run) raises a subclass of
+:class:`GdmlError` whose message is one line saying what is wrong and what to do. The CLI prints
+that line and exits non-zero without a traceback (unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+
+class GdmlError(Exception):
+    """Base class of every error the user can act on."""
+
+
+class DataError(GdmlError):
+    """Missing, corrupt or unsuitable data."""
+
+
+class ConfigError(GdmlError):
+    """An invalid option, preset or combination of options."""
+
+
+class TrainingError(GdmlError):
+    """A run that cannot go on (NaN loss, unrecoverable checkpoint, ...)."""

@@ -1,1 +1,24 @@
-"""training"""
+"""Training loops: one generic trainer, GEMINI's class-pair batches, batch sources."""
+
+from .batches import ArrayBatches, random_crop_flip, to_unit_float
+from .checkpoint import load_torch, save_json, save_torch
+from .embed import embed
+from .gemini import TripletBatches, class_pair_triplets, gemini_step, teacher_targets
+from .trainer import FitResult, OptimConfig, Trainer
+
+__all__ = [
+    "ArrayBatches",
+    "FitResult",
+    "OptimConfig",
+    "Trainer",
+    "TripletBatches",
+    "class_pair_triplets",
+    "embed",
+    "gemini_step",
+    "load_torch",
+    "random_crop_flip",
+    "save_json",
+    "save_torch",
+    "teacher_targets",
+    "to_unit_float",
+]

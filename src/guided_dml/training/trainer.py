@@ -1,0 +1,304 @@
+"""One training loop for every model in guided-dml.
+
+The loop knows nothing of the model: it gets a ``step`` that turns a batch into a scalar loss, a
+batch source for training and one for validation, and the optimisation settings. It implements
+what every method in the paper's protocol shares (METHODS.md §1.3–1.4, §4):
+
+* SGD with weight decay and gradient clipping by value;
+* ReduceLROnPlateau on the validation loss, the best epoch chosen on the validation split
+  (never the test set), early stop after ``early_stop_patience`` epochs without improvement;
+* a checkpoint after every epoch (write-then-rename), so a killed run loses at most one epoch,
+  and resume from it that reproduces an uninterrupted run exactly (the batches of epoch ``e``
+  come from a generator seeded by ``(seed, e)``, not from a global RNG state);
+* a clear error when the loss becomes NaN or infinite.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..errors import TrainingError
+from .checkpoint import load_torch, save_torch
+
+Batch = Any
+BatchSource = Callable[[torch.Generator], Iterator[Batch]]
+Step = Callable[[Batch], torch.Tensor]
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation settings shared by all loops (defaults: the authors' student, METHODS.md §1.3)."""
+
+    epochs: int = 50
+    lr: float = 0.1
+    momentum: float = 0.0  # the authors use plain SGD
+    weight_decay: float = 1e-4
+    clip_value: float | None = 0.1  # clip gradients by value, as the paper does
+    plateau_factor: float | None = 0.5  # None: constant learning rate
+    plateau_patience: int = 1
+    early_stop_patience: int | None = None  # None: run all epochs
+    select_best: bool = True  # restore the epoch with the lowest validation loss
+
+
+@dataclass
+class FitResult:
+    """What a fit returns: per-epoch history and the chosen epoch."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_loss: float = math.inf
+    stopped_early: bool = False
+
+
+def _generator(seed: int, epoch: int) -> torch.Generator:
+    # A distinct, reproducible stream per (seed, epoch); large odd multiplier avoids overlaps.
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+class Trainer:
+    """Fits ``model`` (and the learnable parts of ``loss_fn``) with :class:`OptimConfig`.
+
+    Args:
+        model: the network being trained.
+        loss_fn: module whose parameters (e.g. MDR levels, margin-loss beta) are trained too and
+            whose buffers (MDR statistics) are checkpointed.
+        step: ``batch -> scalar loss``; it calls ``model`` and ``loss_fn`` itself.
+        train_batches: batch source for training (reshuffled every epoch).
+        val_batches: batch source for validation; it gets the same generator every epoch, so
+            the validation loss is comparable across epochs. ``None``: no validation.
+        config: optimisation settings.
+        seed: seeds batch order and augmentation of every epoch.
+        name: used in progress bars and error messages (e.g. ``"triplet on fashion-mnist"``).
+        checkpoint_path: where the per-epoch checkpoint lives (``None``: none).
+        progress: progress bars; ``None`` shows them only on a terminal.
+        on_epoch: called with each epoch's record (used for logging to files).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        step: Step,
+        train_batches: BatchSource,
+        val_batches: BatchSource | None,
+        config: OptimConfig,
+        seed: int = 0,
+        name: str = "model",
+        checkpoint_path: str | Path | None = None,
+        progress: bool | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+        num_batches: int | None = None,
+    ) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.step = step
+        self.train_batches = train_batches
+        self.val_batches = val_batches
+        self.config = config
+        self.seed = seed
+        self.name = name
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.progress = _progress_enabled(progress)
+        self.on_epoch = on_epoch
+        self.num_batches = num_batches if num_batches is not None else _safe_len(train_batches)
+        loss_params = [p for p in loss_fn.parameters() if p.requires_grad]
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in model.parameters() if p.requires_grad]}
+        ]
+        if loss_params:
+            # Loss parameters (MDR levels, margin beta) carry their own regularisation.
+            groups.append({"params": loss_params, "weight_decay": 0.0})
+        self.params = [p for g in groups for p in g["params"]]
+        self.optimizer = torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+        self.scheduler = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer,
+                mode="min",
+                factor=config.plateau_factor,
+                patience=config.plateau_patience,
+            )
+            if config.plateau_factor is not None
+            else None
+        )
+        self.result = FitResult()
+        self.start_epoch = 0
+        self._best_state: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "loss_fn": self.loss_fn.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "next_epoch": self.start_epoch,
+            "result": asdict(self.result),
+            "best_state": self._best_state,
+            "config": asdict(self.config),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.loss_fn.load_state_dict(state["loss_fn"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.start_epoch = int(state["next_epoch"])
+        self.result = FitResult(**state["result"])
+        self._best_state = state["best_state"]
+
+    def try_resume(self) -> bool:
+        """Load the checkpoint if there is one; True when it was loaded."""
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return False
+        try:
+            state = load_torch(self.checkpoint_path)
+            self.load_state_dict(state)
+        except Exception as e:  # a foreign or incompatible file: say so, do not guess
+            raise TrainingError(
+                f"cannot resume from {self.checkpoint_path}: {e}; "
+                "delete it (or the run folder) to start afresh"
+            ) from e
+        return True
+
+    # ------------------------------------------------------------------ the loop
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "loss_fn": copy.deepcopy(self.loss_fn.state_dict()),
+        }
+
+    def _check_finite(self, loss: torch.Tensor, epoch: int) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{self.name}: the loss became {loss.item()} in epoch {epoch + 1}; "
+                f"try a lower --lr (now {self.optimizer.param_groups[0]['lr']:g}), a smaller "
+                "--clip value, or another --seed"
+            )
+
+    def train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        self.loss_fn.train()
+        total, count = 0.0, 0
+        batches: Iterable[Batch] = self.train_batches(_generator(self.seed, epoch))
+        bar = tqdm(
+            batches,
+            total=self.num_batches,
+            desc=f"{self.name} epoch {epoch + 1}/{self.config.epochs}",
+            leave=False,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        for batch in bar:
+            loss = self.step(batch)
+            self._check_finite(loss, epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(self.params, self.config.clip_value)
+            self.optimizer.step()
+            total += loss.item()
+            count += 1
+            if count % 20 == 0:
+                bar.set_postfix(loss=f"{total / count:.4f}")
+        if count == 0:
+            raise TrainingError(f"{self.name}: an epoch had no batch; lower the batch size")
+        return total / count
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        if self.val_batches is None:
+            return math.nan
+        self.model.eval()
+        self.loss_fn.eval()
+        total, count = 0.0, 0
+        for batch in self.val_batches(_generator(self.seed, -1)):
+            total += self.step(batch).item()
+            count += 1
+        return total / max(count, 1)
+
+    def fit(self, resume: bool = False) -> FitResult:
+        """Train until ``epochs`` or early stop; restore the best epoch if asked.
+
+        With ``resume=True`` a checkpoint at ``checkpoint_path`` is continued.
+        """
+        if resume:
+            self.try_resume()
+        cfg = self.config
+        epochs = range(self.start_epoch, cfg.epochs)
+        outer = tqdm(
+            epochs,
+            total=cfg.epochs,
+            initial=self.start_epoch,
+            desc=self.name,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        for epoch in outer:
+            if self.result.stopped_early:
+                break
+            t0 = time.perf_counter()
+            train_loss = self.train_epoch(epoch)
+            val_loss = self.validate()
+            lr = self.optimizer.param_groups[0]["lr"]
+            if not math.isfinite(val_loss) and self.val_batches is not None:
+                raise TrainingError(
+                    f"{self.name}: the validation loss became {val_loss} in epoch {epoch + 1}; "
+                    "try a lower --lr or another --seed"
+                )
+            monitored = val_loss if self.val_batches is not None else train_loss
+            if self.scheduler is not None:
+                self.scheduler.step(monitored)
+            improved = monitored < self.result.best_val_loss
+            if improved:
+                self.result.best_val_loss = monitored
+                self.result.best_epoch = epoch
+                if cfg.select_best:
+                    self._best_state = self._snapshot()
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "lr": lr,
+                "seconds": time.perf_counter() - t0,
+            }
+            self.result.history.append(record)
+            since_best = epoch - self.result.best_epoch
+            if cfg.early_stop_patience is not None and since_best > cfg.early_stop_patience:
+                self.result.stopped_early = True
+            self.start_epoch = epoch + 1
+            if self.checkpoint_path is not None:
+                save_torch(self.state_dict(), self.checkpoint_path)
+            if self.on_epoch is not None:
+                self.on_epoch(record)
+            outer.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+        outer.close()
+        if cfg.select_best and self._best_state is not None:
+            self.model.load_state_dict(self._best_state["model"])
+            self.loss_fn.load_state_dict(self._best_state["loss_fn"])
+        return self.result
+
+
+def _safe_len(obj: Any) -> int | None:
+    try:
+        return len(obj)
+    except TypeError:
+        return None

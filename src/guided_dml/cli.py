@@ -1,10 +1,126 @@
-"""Command line interface (argument parsing only: each command is one library call)."""
+"""``gdml``: the command line. Argument parsing only; every command is one library call."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import GdmlError
+
+# Flags shared by `train` and `benchmark` that map one-to-one onto RunConfig fields.
+# (flag, type, help). The default of every flag is None = "not given": the preset decides.
+_HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
+    ("--embedding-dim", int, "output dimension d (paper: 2)"),
+    ("--epochs", int, "student / baseline epochs"),
+    ("--batch-size", int, "student / baseline batch size"),
+    ("--lr", float, "student / baseline learning rate"),
+    ("--momentum", float, "SGD momentum (authors: 0)"),
+    ("--weight-decay", float, "SGD weight decay"),
+    ("--clip-value", float, "clip gradients by value"),
+    ("--backbone", str, "resnet18 | smallcnn | mlp"),
+    ("--stem", str, "resnet18 stem: cifar (authors) | imagenet (15x cheaper)"),
+    ("--pretrained", str, "torchvision resnet18 state-dict file to start from"),
+    ("--val-fraction", float, "validation share of the training set"),
+    ("--train-subset", int, "use at most this many training samples (stratified)"),
+    ("--early-stop-patience", int, "stop after this many epochs without improvement"),
+    ("--margin", float, "margin of the baseline loss"),
+    ("--miner", str, "miner for the baselines (none | multisim | triplet)"),
+    ("--gemini-epochs", int, "GEMINI teacher epochs"),
+    ("--gemini-lr", float, "GEMINI learning rate"),
+    ("--gemini-beta", float, "β of Eq. 5"),
+    ("--gemini-margin", float, "margin m of Eq. 5"),
+    ("--gemini-batch", int, "triplets per class pair (B)"),
+    ("--threads", int, "torch threads"),
+]
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("gdml: under construction", file=sys.stderr)
-    return 1
+def _bool_flag(value: str) -> bool:
+    v = value.lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {value!r}")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="where the data sets are (default: $GDML_DATA or the cache)")
+    p.add_argument("--preset", help="paper | cpu | smoke (default: cpu)")
+    p.add_argument("--config", help="JSON or TOML file of settings (between preset and flags)")
+    for flag, typ, help_ in _HYPER_FLAGS:
+        p.add_argument(flag, type=typ, help=help_)
+    p.add_argument("--augment", type=_bool_flag, help="pad-crop + flip augmentation (true/false)")
+    p.add_argument("--normalize-embeddings", type=_bool_flag,
+                   help="L2-normalise embeddings inside the baseline losses (true/false)")
+    p.add_argument("--gemini-redraw", type=_bool_flag, help="redraw triplets every epoch")
+
+
+def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
+    names = [f[0].lstrip("-").replace("-", "_") for f in _HYPER_FLAGS]
+    names += ["data_dir", "preset", "augment", "normalize_embeddings", "gemini_redraw"]
+    return {n: getattr(args, n) for n in names if n not in skip}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gdml",
+        description="Guided Deep Metric Learning: GEMINI teacher, guided student, DML baselines, MDR.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one method on one data set and evaluate it")
+    t.add_argument("--method", default="gdml",
+                   help="gdml | siamese | triplet | margin | multisim (default: gdml)")
+    t.add_argument("--dataset", default="digits",
+                   help="digits | mnist | fashion-mnist | cifar10 | path of an image folder/archive")
+    t.add_argument("--mdr", type=float, help="add MDR with this λ (e.g. 0.2)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", help="run folder (default: runs/DATASET/METHOD/seed-N)")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    t.add_argument("--progress", type=_bool_flag, help="progress bars (default: on a terminal)")
+    _add_common(t)
+    t.set_defaults(func=cmd_train)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .experiments.config import resolve_config
+    from .experiments.run import run_experiment
+
+    overrides = _overrides(args)
+    overrides.update(method=args.method, dataset=args.dataset, seed=args.seed, mdr=args.mdr,
+                     progress=args.progress)
+    cfg = resolve_config(overrides, args.config)
+    ds_name = Path(cfg.dataset).name.split(".")[0] if "/" in cfg.dataset else cfg.dataset
+    out = Path(args.out) if args.out else Path("runs") / ds_name / cfg.method_label / f"seed-{cfg.seed}"
+    metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite)
+    keys = ("recall@1", "f1", "nmi", "r_precision", "map@r")
+    print(json.dumps({k: round(metrics[k], 4) for k in keys if k in metrics}))
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GdmlError as e:
+        if args.debug:
+            raise
+        print(f"gdml: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gdml: interrupted; finished epochs are saved (use --resume to continue)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

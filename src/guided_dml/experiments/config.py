@@ -1,0 +1,227 @@
+"""Run configuration: one flat dataclass, presets, and their resolution.
+
+Precedence (lowest first): code defaults < preset < config file < command-line flags. The
+resolved config is written beside every result (``config.json``) and hashed, so a benchmark can
+tell a finished run of the same settings from a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+METHODS = ("gdml", "siamese", "triplet", "margin", "multisim")
+
+
+@dataclass
+class RunConfig:
+    """Every setting of one run (a data set, a method, a seed)."""
+
+    method: str = "gdml"
+    dataset: str = "digits"
+    data_dir: str | None = None  # None: $GDML_DATA, else the per-user cache folder
+    seed: int = 0
+    preset: str = "cpu"
+    mdr: float = 0.0  # λ of Multi-level Distance Regularization; 0 disables it
+
+    # Student / baseline network (the same for every method: the paper's fair protocol).
+    embedding_dim: int = 2  # the paper's d: 2-D maps for every method
+    backbone: str = "resnet18"
+    stem: str = "imagenet"  # 15x cheaper than "cifar" on 32x32 inputs; see docs/presets.md
+    pretrained: str | None = None  # torchvision resnet18 state-dict file (never fetched)
+    augment: bool = False  # pad-crop + flip; only meaningful for natural images
+
+    # Optimisation of the student and the baselines (METHODS.md §1.3-1.4).
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.0  # the authors use plain SGD
+    weight_decay: float = 1e-4
+    clip_value: float | None = 0.1
+    plateau_factor: float | None = 0.5
+    plateau_patience: int = 1
+    early_stop_patience: int | None = None
+    val_fraction: float = 0.1  # the authors' 90/10 split of the training set
+    train_subset: int | None = None  # keep at most this many training samples (stratified)
+
+    # Baseline losses (pytorch-metric-learning). None: PML's default for that loss.
+    margin: float | None = None
+    normalize_embeddings: bool | None = None
+    miner: str = "none"  # the paper uses no miner
+
+    # GEMINI teacher (Algorithm 1).
+    gemini_epochs: int = 15
+    gemini_lr: float = 1e-2  # 1e-3 under-trains with standardised inputs (METHODS.md §1.2)
+    gemini_beta: float = 0.005
+    gemini_margin: float = 3.0
+    gemini_batch: int = 64
+    gemini_redraw: bool = True  # fresh triplets every epoch (authors: drawn once)
+    gemini_inputs: str = "standardize"  # or "raw255": the authors' 0-255 floats
+    gemini_stream: str = "auto"  # "conv" for images, "mlp" for vectors
+
+    # Execution.
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    progress: bool | None = None  # progress bars; None: only on a terminal
+
+    def validate(self) -> RunConfig:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        for name in ("epochs", "batch_size", "embedding_dim", "gemini_epochs", "gemini_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError("--val-fraction must be between 0 and 1 (exclusive)")
+        if self.lr <= 0 or self.gemini_lr <= 0:
+            raise ConfigError("learning rates must be positive")
+        if self.mdr < 0:
+            raise ConfigError("--mdr (λ) must be non-negative")
+        if self.gemini_inputs not in ("standardize", "raw255"):
+            raise ConfigError("--gemini-inputs must be 'standardize' or 'raw255'")
+        return self
+
+    @property
+    def method_label(self) -> str:
+        """``triplet``, ``gdml+mdr`` ...: the name used in tables and run folders."""
+        return f"{self.method}+mdr" if self.mdr > 0 else self.method
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """Hash of the settings that change results (not paths, threads or progress bars)."""
+        d = self.to_dict()
+        for k in ("data_dir", "threads", "progress"):
+            d.pop(k)
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- presets
+def _dataset_key(dataset: str) -> str:
+    d = dataset.lower().replace("_", "-")
+    return {"fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(d, d)
+
+
+def _paper(dataset: str, method: str) -> dict[str, Any]:
+    """The authors' code (METHODS.md §1.2-1.4): CIFAR-stem ResNet-18, 50 epochs, for a GPU."""
+    ds = _dataset_key(dataset)
+    p: dict[str, Any] = {
+        "backbone": "resnet18",
+        "stem": "cifar",
+        "epochs": 50,
+        "lr": 0.1,
+        "momentum": 0.0,
+        "weight_decay": 1e-4,
+        "clip_value": 0.1,
+        "val_fraction": 0.1,
+        "gemini_lr": 1e-3,
+        "gemini_margin": 3.0,
+        "gemini_redraw": False,
+        "gemini_inputs": "raw255",
+    }
+    student = {
+        "mnist": {"batch_size": 128, "plateau_factor": 0.8, "plateau_patience": 1},
+        "fashion-mnist": {"batch_size": 32, "plateau_factor": 0.6, "plateau_patience": 1},
+        "cifar10": {"batch_size": 32, "plateau_factor": 0.2, "plateau_patience": 3},
+    }.get(ds, {"batch_size": 32, "plateau_factor": 0.6, "plateau_patience": 1})
+    gemini = {
+        "mnist": {"gemini_beta": 0.005, "gemini_batch": 32, "gemini_epochs": 10},
+        "fashion-mnist": {"gemini_beta": 0.005, "gemini_batch": 64, "gemini_epochs": 10},
+        "cifar10": {"gemini_beta": 0.003, "gemini_batch": 64, "gemini_epochs": 12},
+    }.get(ds, {"gemini_beta": 0.005, "gemini_batch": 64, "gemini_epochs": 10})
+    p.update(student)
+    p.update(gemini)
+    if method != "gdml":
+        # The authors' triplet baseline: 512-sample batches, margin 3 (MNIST: 10, lr 0.5) on
+        # raw Euclidean embeddings, 20 % validation split.
+        p.update({"batch_size": 512, "val_fraction": 0.2})
+        if method == "triplet":
+            p.update({"margin": 10.0 if ds == "mnist" else 3.0, "normalize_embeddings": False})
+            if ds == "mnist":
+                p["lr"] = 0.5
+    return p
+
+
+def _cpu(dataset: str, method: str) -> dict[str, Any]:
+    """Best results on 2 CPU cores in about 10 minutes per run (docs/presets.md says why)."""
+    ds = _dataset_key(dataset)
+    p: dict[str, Any] = {
+        "backbone": "resnet18",
+        "stem": "imagenet",
+        "epochs": 8,
+        "batch_size": 128,
+        "lr": 0.1,
+        "plateau_factor": 0.5,
+        "plateau_patience": 1,
+        "gemini_epochs": 15,
+        "gemini_lr": 1e-2,
+        "gemini_redraw": True,
+        "gemini_inputs": "standardize",
+    }
+    if ds == "cifar10":
+        p.update({"gemini_beta": 0.003, "augment": True})
+    if ds == "digits":
+        # 1 257 training images of 8x8: the small CNN learns them in seconds.
+        p.update({"backbone": "smallcnn", "epochs": 30, "batch_size": 64, "gemini_epochs": 40})
+    return p
+
+
+def _smoke(dataset: str, method: str) -> dict[str, Any]:
+    """Seconds, for tests: a small CNN, 2 epochs on at most 300 samples."""
+    return {
+        "backbone": "smallcnn",
+        "epochs": 2,
+        "batch_size": 32,
+        "train_subset": 300,
+        "gemini_epochs": 2,
+        "gemini_batch": 8,
+        "progress": False,
+    }
+
+
+PRESETS = {"paper": _paper, "cpu": _cpu, "smoke": _smoke}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON or TOML file of RunConfig fields (dashes or underscores)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot parse config file {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table/object of settings")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve_config(
+    overrides: dict[str, Any] | None = None, config_file: str | Path | None = None
+) -> RunConfig:
+    """Code defaults < preset < config file < ``overrides`` (flags; ``None`` values are unset)."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    from_file = load_config_file(config_file) if config_file else {}
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted((set(from_file) | set(overrides)) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    # Preset, data set and method decide which preset values apply, so read them first.
+    head = {**from_file, **overrides}
+    cfg = RunConfig()
+    preset = head.get("preset", cfg.preset)
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    values = cfg.to_dict()
+    values.update(PRESETS[preset](head.get("dataset", cfg.dataset), head.get("method", cfg.method)))
+    values.update(from_file)
+    values.update(overrides)
+    return RunConfig(**values).validate()

@@ -1,0 +1,157 @@
+"""Turns a resolved :class:`RunConfig` into objects: networks, losses, optimiser settings.
+
+This is the only place that reads a config to build things (constructors below it take explicit
+arguments), so the CLI, the benchmark runner and the estimator all build the same models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..losses import DistillationLoss, GeminiLoss, WithMDR, build_metric_loss, build_miner
+from ..models import Gemini, build_backbone, load_pretrained
+from ..models.embedding import EmbeddingNet, StandardizedTeacher
+from ..training import OptimConfig
+from ..training.checkpoint import load_torch, save_torch
+from .config import RunConfig
+
+VECTOR_BACKBONES = ("mlp",)
+
+
+def pick_backbone(cfg: RunConfig, input_shape: tuple[int, ...]) -> str:
+    """Feature vectors (``input_shape == (F,)``) need the MLP; images need a CNN."""
+    if len(input_shape) == 1:
+        return "mlp"
+    if cfg.backbone in VECTOR_BACKBONES:
+        raise ConfigError(f"backbone {cfg.backbone!r} takes feature vectors, but the data are images")
+    return cfg.backbone
+
+
+def build_student(
+    cfg: RunConfig, input_shape: tuple[int, ...], mean: torch.Tensor, std: torch.Tensor
+) -> EmbeddingNet:
+    """The student / baseline network: standardisation + backbone, output ``embedding_dim``."""
+    name = pick_backbone(cfg, input_shape)
+    backbone = build_backbone(
+        name, input_shape[0], cfg.embedding_dim, stem=cfg.stem, input_shape=input_shape
+    )
+    if cfg.pretrained:
+        if name != "resnet18":
+            raise ConfigError("--pretrained takes a torchvision resnet18 file; use --backbone resnet18")
+        load_pretrained(backbone, cfg.pretrained)
+    return EmbeddingNet(backbone, mean, std)
+
+
+def build_teacher(
+    cfg: RunConfig,
+    num_classes: int,
+    input_shape: tuple[int, ...],
+    mean: torch.Tensor,
+    std: torch.Tensor,
+) -> StandardizedTeacher:
+    """GEMINI (METHODS.md §1.1) behind the input scaling the config asks for."""
+    stream = cfg.gemini_stream
+    if stream == "auto":
+        stream = "mlp" if len(input_shape) == 1 else "conv"
+    gemini = Gemini(num_classes, input_shape, out_dim=cfg.embedding_dim, stream=stream)
+    if cfg.gemini_inputs == "raw255":
+        # The authors feed raw 0-255 floats: (x - 0) / (1/255) turns [0, 1] back into [0, 255].
+        mean = torch.zeros_like(mean)
+        std = torch.full_like(std, 1.0 / 255.0)
+    return StandardizedTeacher(gemini, mean, std)
+
+
+def build_loss(cfg: RunConfig) -> tuple[nn.Module, Any]:
+    """``(loss, miner)`` of the method, wrapped in MDR when ``cfg.mdr > 0``."""
+    if cfg.method == "gdml":
+        loss: nn.Module = DistillationLoss()
+        miner = None
+        if cfg.mdr > 0:
+            # Targets are fixed coordinates, so the embedding must keep its scale.
+            loss = WithMDR(loss, cfg.mdr, normalize_by_mean_distance=False)
+        return loss, miner
+    kwargs: dict[str, Any] = {}
+    if cfg.margin is not None:
+        kwargs["margin"] = cfg.margin
+    loss = build_metric_loss(cfg.method, normalize_embeddings=cfg.normalize_embeddings, **kwargs)
+    miner = build_miner(cfg.miner)
+    if cfg.mdr > 0:
+        loss = WithMDR(loss, cfg.mdr, normalize_by_mean_distance=True)
+    return loss, miner
+
+
+def gemini_loss(cfg: RunConfig) -> GeminiLoss:
+    return GeminiLoss(margin=cfg.gemini_margin, beta=cfg.gemini_beta)
+
+
+def student_optim(cfg: RunConfig) -> OptimConfig:
+    return OptimConfig(
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        clip_value=cfg.clip_value,
+        plateau_factor=cfg.plateau_factor,
+        plateau_patience=cfg.plateau_patience,
+        early_stop_patience=cfg.early_stop_patience,
+    )
+
+
+def teacher_optim(cfg: RunConfig) -> OptimConfig:
+    # Algorithm 1 as the authors run it: plain SGD, constant lr, no decay, no clipping.
+    return OptimConfig(
+        epochs=cfg.gemini_epochs,
+        lr=cfg.gemini_lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        clip_value=None,
+        plateau_factor=None,
+    )
+
+
+# --------------------------------------------------------------------------- saved models
+def save_model(
+    path: str | Path,
+    model: EmbeddingNet,
+    cfg: RunConfig,
+    input_shape: tuple[int, ...],
+    classes: list[str],
+) -> None:
+    """Everything needed to rebuild the student without the training data."""
+    save_torch(
+        {
+            "format": "guided-dml-model/1",
+            "config": cfg.to_dict(),
+            "input_shape": list(input_shape),
+            "classes": list(classes),
+            "state_dict": model.state_dict(),
+        },
+        path,
+    )
+
+
+def load_model(path: str | Path) -> tuple[EmbeddingNet, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model`; returns ``(model in eval mode, metadata)``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise ConfigError(f"no model at {path}: give a run folder or its model.pt")
+    try:
+        blob = load_torch(path)
+    except Exception as e:
+        raise ConfigError(f"{path} is not a readable guided-dml model ({e})") from e
+    if not isinstance(blob, dict) or blob.get("format") != "guided-dml-model/1":
+        raise ConfigError(f"{path} is not a guided-dml model file")
+    cfg = RunConfig(**blob["config"])
+    shape = tuple(blob["input_shape"])
+    sd = blob["state_dict"]
+    model = build_student(cfg, shape, sd["standardize.mean"], sd["standardize.std"])
+    model.load_state_dict(sd)
+    model.eval()
+    return model, blob

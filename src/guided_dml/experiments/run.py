@@ -1,0 +1,292 @@
+"""One run: a data set, a method, a seed → a run folder with everything a reader needs.
+
+Run folder layout::
+
+    config.json        the fully resolved config (+ its hash)
+    history.jsonl      one line per epoch and phase (teacher, student)
+    teacher.ckpt       GEMINI's per-epoch checkpoint       (deleted when the run finishes)
+    targets.pt         GEMINI's 2-D targets of train + val (deleted when the run finishes)
+    student.ckpt       the student's per-epoch checkpoint  (deleted when the run finishes)
+    model.pt           the selected student, loadable without training data
+    metrics.json       evaluate() on the test set, training set as reference; written last,
+                       so its presence means the run is complete
+    embeddings.npz     test embeddings, labels, class names
+    embedding.png      the 2-D test map coloured by class
+    curves.png         training curves
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import ArrayDataset, load_dataset, stratified_split
+from ..errors import ConfigError, DataError
+from ..evaluation import evaluate
+from ..models.embedding import channel_stats
+from ..plotting import plot_embedding, plot_history
+from ..training import ArrayBatches, Trainer, TripletBatches, embed, gemini_step, random_crop_flip
+from ..training.checkpoint import load_torch, save_bytes, save_json, save_torch
+from ..training.gemini import teacher_targets
+from .config import RunConfig
+from .factory import (
+    build_loss,
+    build_student,
+    build_teacher,
+    gemini_loss,
+    save_model,
+    student_optim,
+    teacher_optim,
+)
+
+log = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "metrics.json"
+
+
+@dataclass
+class PreparedData:
+    """The splits of one run: ``train``/``val`` from the training set, ``test`` untouched."""
+
+    train: ArrayDataset
+    val: ArrayDataset
+    test: ArrayDataset
+    reference: ArrayDataset  # train + val: the paper's retrieval reference (the training set)
+
+
+def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) -> PreparedData:
+    """Load (or take) the data set, subsample if asked, and split off validation by ``seed``."""
+    if splits is None:
+        splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    train_full, test = splits["train"], splits["test"]
+    if cfg.train_subset is not None and cfg.train_subset < len(train_full):
+        keep_frac = cfg.train_subset / len(train_full)
+        _, keep = stratified_split(train_full.labels, keep_frac, seed=cfg.seed)
+        train_full = train_full.subset(keep)
+    train_idx, val_idx = stratified_split(train_full.labels, cfg.val_fraction, seed=cfg.seed)
+    return PreparedData(
+        train=train_full.subset(train_idx),
+        val=train_full.subset(val_idx),
+        test=test,
+        reference=train_full,
+    )
+
+
+def _history_writer(run_dir: Path, phases: dict[str, list[dict[str, Any]]]):
+    def write(_record: dict[str, Any] | None = None) -> None:
+        lines = [
+            json.dumps({"phase": phase, **rec})
+            for phase, hist in phases.items()
+            for rec in hist
+        ]
+        save_bytes(("\n".join(lines) + "\n").encode() if lines else b"", run_dir / "history.jsonl")
+
+    return write
+
+
+def _check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix runs: nothing in an existing folder is lost unless the user asks."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return
+    if overwrite:
+        shutil.rmtree(run_dir)
+        return
+    cfg_file = run_dir / "config.json"
+    if not cfg_file.is_file():
+        raise ConfigError(
+            f"{run_dir} exists and is not a guided-dml run folder; choose another --out "
+            "or pass --overwrite"
+        )
+    old_hash = json.loads(cfg_file.read_text()).get("hash")
+    if old_hash != cfg.hash():
+        raise ConfigError(
+            f"{run_dir} holds a run with other settings (config hash {old_hash}, now "
+            f"{cfg.hash()}); choose another --out or pass --overwrite"
+        )
+    if not resume and not (run_dir / COMPLETE_MARKER).exists():
+        raise ConfigError(
+            f"{run_dir} holds an unfinished run of these settings; pass --resume to continue "
+            "it or --overwrite to start again"
+        )
+
+
+def run_experiment(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    splits: dict[str, ArrayDataset] | None = None,
+    keep_checkpoints: bool = False,
+) -> dict[str, Any]:
+    """Train ``cfg.method`` and evaluate it; returns the metrics (also in ``metrics.json``).
+
+    A finished run folder of the same config is returned as it is (nothing recomputed).
+    ``resume`` continues an interrupted one from its last epoch.
+    """
+    cfg.validate()
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, cfg, resume, overwrite)
+    done = run_dir / COMPLETE_MARKER
+    if done.exists():
+        return json.loads(done.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_json({**cfg.to_dict(), "hash": cfg.hash()}, run_dir / "config.json")
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    t_start = time.perf_counter()
+
+    data = prepare_data(cfg, splits)
+    input_shape = tuple(data.train.images.shape[1:])
+    mean, std = channel_stats(data.train.images)
+    phases: dict[str, list[dict[str, Any]]] = {}
+    write_history = _history_writer(run_dir, phases)
+    name = f"{cfg.method_label} on {cfg.dataset}"
+
+    # ---- Algorithm 1: the GEMINI teacher and its targets (G-DML only)
+    if cfg.method == "gdml":
+        train_t, val_t = _teacher_phase(cfg, data, input_shape, mean, std, run_dir, phases,
+                                        write_history, resume, name)
+        train_source = ArrayBatches(data.train.images, train_t, cfg.batch_size,
+                                    augment=random_crop_flip if cfg.augment else None)
+        val_source = ArrayBatches(data.val.images, val_t, 512, shuffle=False, drop_last=False)
+    else:
+        train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                    augment=random_crop_flip if cfg.augment else None)
+        # Validation batches as large as training ones: pair losses depend on batch size.
+        val_source = ArrayBatches(data.val.images, data.val.labels, cfg.batch_size,
+                                  shuffle=True, drop_last=len(data.val) >= cfg.batch_size)
+
+    # ---- Algorithm 2 (student) or a baseline: the same network and loop for every method
+    torch.manual_seed(cfg.seed)
+    model = build_student(cfg, input_shape, mean, std)
+    loss_fn, miner = build_loss(cfg)
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, target = batch
+        emb = model(x)
+        if miner is not None:
+            return loss_fn(emb, target, miner(emb, target))
+        return loss_fn(emb, target)
+
+    phases["student"] = []
+    trainer = Trainer(
+        model=model, loss_fn=loss_fn, step=step, train_batches=train_source,
+        val_batches=val_source, config=student_optim(cfg), seed=cfg.seed, name=name,
+        checkpoint_path=run_dir / "student.ckpt", progress=cfg.progress,
+    )
+    trainer.on_epoch = lambda rec: (phases.__setitem__("student", trainer.result.history),
+                                    write_history())
+    if resume:
+        trainer.try_resume()
+        phases["student"] = trainer.result.history
+    result = trainer.fit()
+    phases["student"] = result.history
+    write_history()
+    train_seconds = sum(r["seconds"] for hist in phases.values() for r in hist)
+
+    # ---- evaluation: test queries against the training set (METHODS.md §2)
+    t_eval = time.perf_counter()
+    ref_emb = embed(model, data.reference.images)
+    test_emb = embed(model, data.test.images)
+    if not torch.isfinite(test_emb).all() or not torch.isfinite(ref_emb).all():
+        raise DataError(f"{name}: the trained model gives non-finite embeddings; try a lower --lr")
+    metrics = evaluate(test_emb, data.test.labels, ref_emb, data.reference.labels)
+    eval_seconds = time.perf_counter() - t_eval
+
+    save_model(run_dir / "model.pt", model, cfg, input_shape, data.reference.classes)
+    np.savez_compressed(
+        run_dir / "embeddings.tmp.npz",
+        test_embeddings=test_emb.numpy(),
+        test_labels=data.test.labels.numpy(),
+        classes=np.array(data.test.classes),
+    )
+    (run_dir / "embeddings.tmp.npz").replace(run_dir / "embeddings.npz")
+    plot_embedding(test_emb.numpy(), data.test.labels.numpy(), data.test.classes,
+                   run_dir / "embedding.png", title=f"{cfg.method_label} — {cfg.dataset} (test)")
+    plot_history([{"phase": p, **r} for p, h in phases.items() for r in h],
+                 run_dir / "curves.png", title=name)
+
+    out = {
+        **{k: float(v) for k, v in metrics.items()},
+        "method": cfg.method_label,
+        "dataset": cfg.dataset,
+        "seed": cfg.seed,
+        "config_hash": cfg.hash(),
+        "best_epoch": result.best_epoch + 1,
+        "epochs_run": len(result.history),
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+        "wall_seconds": time.perf_counter() - t_start,
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "n_test": len(data.test),
+    }
+    save_json(out, done)  # last: the completion marker
+    if not keep_checkpoints:
+        for f in ("student.ckpt", "teacher.ckpt", "targets.pt"):
+            (run_dir / f).unlink(missing_ok=True)
+    return out
+
+
+def _teacher_phase(
+    cfg: RunConfig,
+    data: PreparedData,
+    input_shape: tuple[int, ...],
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    run_dir: Path,
+    phases: dict[str, list[dict[str, Any]]],
+    write_history: Any,
+    resume: bool,
+    name: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train GEMINI (or reload its finished targets) and return ``(train targets, val targets)``."""
+    targets_file = run_dir / "targets.pt"
+    if resume and targets_file.exists():
+        saved = load_torch(targets_file)
+        phases["teacher"] = saved["history"]
+        return saved["train"], saved["val"]
+    torch.manual_seed(cfg.seed)
+    num_classes = len(data.reference.classes)
+    teacher = build_teacher(cfg, num_classes, input_shape, mean, std)
+    train_source = TripletBatches(data.train.images, data.train.labels, cfg.gemini_batch,
+                                  redraw=cfg.gemini_redraw, seed=cfg.seed)
+    val_source = TripletBatches(data.val.images, data.val.labels, cfg.gemini_batch,
+                                redraw=False, seed=cfg.seed)
+    loss_fn = gemini_loss(cfg)
+    phases["teacher"] = []
+    trainer = Trainer(
+        model=teacher, loss_fn=loss_fn,
+        step=lambda batch: gemini_step(teacher, loss_fn, batch),
+        train_batches=train_source, val_batches=val_source, config=teacher_optim(cfg),
+        seed=cfg.seed, name=f"GEMINI teacher ({cfg.dataset})",
+        checkpoint_path=run_dir / "teacher.ckpt", progress=cfg.progress,
+    )
+    trainer.on_epoch = lambda rec: (phases.__setitem__("teacher", trainer.result.history),
+                                    write_history())
+    if resume:
+        trainer.try_resume()
+    result = trainer.fit()
+    phases["teacher"] = result.history
+    t0 = time.perf_counter()
+    train_t = teacher_targets(teacher, data.train.images, data.train.labels)
+    val_t = teacher_targets(teacher, data.val.images, data.val.labels)
+    if not (torch.isfinite(train_t).all() and torch.isfinite(val_t).all()):
+        raise DataError(f"{name}: GEMINI produced non-finite targets; try a lower --gemini-lr")
+    # Target computation is part of G-DML's cost: book it on the teacher's last epoch.
+    phases["teacher"][-1]["seconds"] += time.perf_counter() - t0
+    save_torch({"train": train_t, "val": val_t, "history": phases["teacher"]}, targets_file)
+    write_history()
+    return train_t, val_t

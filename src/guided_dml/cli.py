@@ -86,6 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--progress", type=_bool_flag, help="progress bars (default: on a terminal)")
     _add_common(t)
     t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser(
+        "benchmark",
+        help="every (data set, method, seed): the paper's tables and figures (resumable)",
+        description="With no arguments: the bundled digits, every method, 3 seeds, offline.",
+    )
+    b.add_argument("--datasets", nargs="+", default=["digits"], metavar="NAME",
+                   help="data sets (default: digits)")
+    b.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="methods (default: all five)")
+    b.add_argument("--mdr", type=float, help="also run METHOD+mdr with this λ")
+    b.add_argument("--mdr-methods", nargs="+", default=["triplet", "gdml"], metavar="METHOD",
+                   help="methods that get an +mdr variant (default: triplet gdml)")
+    b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default: 3)")
+    b.add_argument("--out", default="results/benchmark", help="output folder")
+    b.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
+    b.add_argument("--shift", action="store_true", help="also evaluate under covariate shift")
+    b.add_argument("--shift-max-test", type=int, default=2000,
+                   help="test images per corruption and severity (default: 2000)")
+    b.add_argument("--progress", type=_bool_flag, help="progress bars (default: on a terminal)")
+    _add_common(b)
+    b.set_defaults(func=cmd_benchmark)
     return parser
 
 
@@ -97,13 +119,48 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides.update(method=args.method, dataset=args.dataset, seed=args.seed, mdr=args.mdr,
                      progress=args.progress)
     cfg = resolve_config(overrides, args.config)
-    ds_name = Path(cfg.dataset).name.split(".")[0] if "/" in cfg.dataset else cfg.dataset
-    out = Path(args.out) if args.out else Path("runs") / ds_name / cfg.method_label / f"seed-{cfg.seed}"
+    from .experiments.benchmark import dataset_slug
+
+    default_out = Path("runs") / dataset_slug(cfg.dataset) / cfg.method_label / f"seed-{cfg.seed}"
+    out = Path(args.out) if args.out else default_out
     metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite)
     keys = ("recall@1", "f1", "nmi", "r_precision", "map@r")
     print(json.dumps({k: round(metrics[k], 4) for k in keys if k in metrics}))
     print(f"run folder: {out}", file=sys.stderr)
     return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .experiments.benchmark import DEFAULT_METHODS, BenchmarkSpec, run_benchmark
+
+    spec = BenchmarkSpec(
+        datasets=args.datasets,
+        methods=args.methods or list(DEFAULT_METHODS),
+        seeds=args.seeds,
+        preset=args.preset or "cpu",
+        out=args.out,
+        mdr=args.mdr,
+        mdr_methods=args.mdr_methods,
+        workers=args.workers,
+        shift=args.shift,
+        shift_max_test=args.shift_max_test,
+        overrides=_overrides(args, skip=("preset",)),
+        config_file=args.config,
+        progress=args.progress,
+    )
+    res = run_benchmark(spec)
+    print(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "
+          f"{len(res['failed'])} failed", file=sys.stderr)
+    for name in ("summary_md", "report_html"):
+        if name in res["report"]:
+            print(f"{name.replace('_', '.')}: {res['report'][name]}", file=sys.stderr)
+    summary = Path(res["report"].get("summary_md", ""))
+    if summary.is_file():
+        print(summary.read_text())
+    for f in res["failed"]:
+        print(f"gdml: error: run {f['run_dir']} failed: {f['error']} (see error.txt there)",
+              file=sys.stderr)
+    return 1 if res["failed"] else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -144,7 +144,6 @@ def run_experiment(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
     t_start = time.perf_counter()
 
     data = prepare_data(cfg, splits)

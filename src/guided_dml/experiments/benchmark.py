@@ -1,0 +1,178 @@
+"""``gdml benchmark``: every (data set, method, seed) through the same code as ``gdml train``.
+
+Resumable by construction: each run lives in its own folder ``OUT/runs/DATASET/METHOD/seed-N``
+whose ``metrics.json`` (written last, atomically) marks it finished. A second invocation skips
+finished runs and resumes interrupted ones from their last epoch; ``runs.csv`` and the report are
+rebuilt from the run folders, so a kill at any moment can neither duplicate nor half-write a row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, GdmlError
+from .config import METHODS, RunConfig, resolve_config
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATASETS = ("digits",)
+DEFAULT_METHODS = METHODS
+
+
+@dataclass
+class BenchmarkSpec:
+    """What to run. ``mdr`` lists λ values; each adds ``METHOD+mdr`` for ``mdr_methods``."""
+
+    datasets: Sequence[str] = DEFAULT_DATASETS
+    methods: Sequence[str] = DEFAULT_METHODS
+    seeds: int = 3
+    preset: str = "cpu"
+    out: str = "results/benchmark"
+    mdr: float | None = None
+    mdr_methods: Sequence[str] = ("triplet", "gdml")
+    workers: int = 1
+    shift: bool = False
+    shift_max_test: int | None = 2000
+    overrides: dict[str, Any] = field(default_factory=dict)
+    config_file: str | None = None
+    progress: bool | None = None
+
+
+def dataset_slug(dataset: str) -> str:
+    """Folder name of a data set: the built-in name, or the stem of a path."""
+    if "/" in dataset or os.sep in dataset:
+        name = Path(dataset.rstrip("/")).name
+        for ext in (".tar.gz", ".tgz", ".tar"):
+            if name.endswith(ext):
+                return name[: -len(ext)]
+        return name
+    return dataset
+
+
+def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
+    """All runs of the grid with their folders (resolved configs, validated before any work)."""
+    unknown = [m for m in spec.methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if spec.seeds < 1:
+        raise ConfigError("--seeds must be at least 1")
+    threads = max(1, (os.cpu_count() or 1) // max(1, spec.workers))
+    variants: list[tuple[str, float]] = [(m, 0.0) for m in spec.methods]
+    if spec.mdr:
+        variants += [(m, spec.mdr) for m in spec.methods if m in spec.mdr_methods]
+    out = []
+    for ds in spec.datasets:
+        for method, lam in variants:
+            for seed in range(spec.seeds):
+                overrides = {
+                    **spec.overrides,
+                    "dataset": ds,
+                    "method": method,
+                    "seed": seed,
+                    "mdr": lam,
+                    "preset": spec.preset,
+                    "threads": spec.overrides.get("threads") or threads,
+                    "progress": spec.progress if spec.workers == 1 else False,
+                }
+                cfg = resolve_config(overrides, spec.config_file)
+                run_dir = Path(spec.out) / "runs" / dataset_slug(ds) / cfg.method_label / f"seed-{seed}"
+                out.append((cfg, run_dir))
+    return out
+
+
+def _run_one(cfg_dict: dict[str, Any], run_dir: str, shift: bool,
+             shift_max_test: int | None) -> dict[str, Any]:
+    """Worker entry point (top level so that it pickles): one run, then its shift evaluation."""
+    from .run import run_experiment
+
+    cfg = RunConfig(**cfg_dict)
+    try:
+        metrics = run_experiment(cfg, run_dir, resume=True)
+        if shift:
+            from .shift_runner import shift_for_run
+
+            shift_for_run(cfg, Path(run_dir), max_test=shift_max_test)
+        (Path(run_dir) / "error.txt").unlink(missing_ok=True)
+        return {"ok": True, "run_dir": run_dir, "metrics": metrics}
+    except (GdmlError, Exception) as e:  # one failed run must not stop the grid
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "error.txt").write_text(traceback.format_exc())
+        return {"ok": False, "run_dir": run_dir, "error": f"{type(e).__name__}: {e}"}
+
+
+def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
+    """Run (or resume) the grid, then write the report. Returns a summary of what happened."""
+    runs = plan(spec)
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [(c, d) for c, d in runs
+            if not (d / "metrics.json").exists() or (spec.shift and not (d / "shift.json").exists())]
+    done_before = len(runs) - len(todo)
+    failures: list[dict[str, Any]] = []
+    bar = tqdm(total=len(runs), initial=done_before, desc="benchmark runs",
+               disable=not (spec.progress if spec.progress is not None else _isatty()))
+
+    def finished(res: dict[str, Any]) -> None:
+        if not res["ok"]:
+            failures.append(res)
+            tqdm.write(f"run failed: {res['run_dir']}: {res['error']}")
+        bar.update(1)
+        _refresh_tables(out)
+
+    if spec.workers <= 1:
+        for cfg, d in todo:
+            bar.set_postfix_str(f"{cfg.dataset}/{cfg.method_label}/seed-{cfg.seed}")
+            finished(_run_one(cfg.to_dict(), str(d), spec.shift, spec.shift_max_test))
+    else:
+        # spawn: a clean interpreter per worker (no forked torch thread pools).
+        with ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as ex:
+            futs = [ex.submit(_run_one, c.to_dict(), str(d), spec.shift, spec.shift_max_test)
+                    for c, d in todo]
+            for f in as_completed(futs):
+                finished(f.result())
+    bar.close()
+    report = _write_report(out)
+    return {
+        "runs": len(runs),
+        "skipped": done_before,
+        "ran": len(todo) - len(failures),
+        "failed": failures,
+        "report": report,
+    }
+
+
+def _isatty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _refresh_tables(out: Path) -> None:
+    """Rewrite the report after every finished run, so a partial grid is already readable."""
+    try:
+        _write_report(out)
+    except Exception:  # the tables are a convenience here; the final report reports errors
+        log.debug("could not refresh runs.csv", exc_info=True)
+
+
+def _write_report(out: Path) -> dict[str, str]:
+    from .report import write_report
+
+    paths = write_report(out)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def load_runs_json(out: Path) -> list[dict[str, Any]]:
+    """Metrics of every finished run under ``out`` (used by tests and notebooks)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(out).glob("runs/*/*/seed-*/metrics.json"))]

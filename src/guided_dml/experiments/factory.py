@@ -79,7 +79,7 @@ def build_loss(cfg: RunConfig) -> tuple[nn.Module, Any]:
     if cfg.margin is not None:
         kwargs["margin"] = cfg.margin
     loss = build_metric_loss(cfg.method, normalize_embeddings=cfg.normalize_embeddings, **kwargs)
-    miner = build_miner(cfg.miner)
+    miner = build_miner(cfg.miner, normalize_embeddings=cfg.normalize_embeddings)
     if cfg.mdr > 0:
         loss = WithMDR(loss, cfg.mdr, normalize_by_mean_distance=True)
     return loss, miner

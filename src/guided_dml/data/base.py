@@ -1,0 +1,112 @@
+"""The in-memory data set every loader returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from guided_dml.errors import DataError
+
+
+@dataclass(repr=False, eq=False)
+class ArrayDataset:
+    """Images (or feature vectors) and integer labels held in memory.
+
+    Attributes:
+        images: ``uint8 (N, C, H, W)`` images, or ``float32 (N, F)`` feature vectors.
+        labels: ``int64 (N,)`` class indices in ``[0, len(classes))``.
+        classes: class names; ``classes[k]`` names label ``k``.
+        name: data set name and split, for messages and reports (e.g. ``"mnist/train"``).
+
+    Examples:
+        >>> ds = ArrayDataset(torch.zeros(4, 1, 8, 8, dtype=torch.uint8),
+        ...                   torch.tensor([0, 1, 1, 0]), ["a", "b"], "toy")
+        >>> len(ds), ds.input_shape, ds.class_counts().tolist()
+        (4, (1, 8, 8), [2, 2])
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+
+    def __post_init__(self) -> None:
+        where = f"data set {self.name!r}"
+        if not isinstance(self.images, torch.Tensor) or not isinstance(self.labels, torch.Tensor):
+            raise DataError(f"{where}: images and labels must be torch tensors")
+        if self.images.dtype == torch.uint8:
+            if self.images.dim() != 4:
+                raise DataError(
+                    f"{where}: uint8 images must be N×C×H×W, got shape {tuple(self.images.shape)}"
+                )
+        elif self.images.dtype == torch.float32:
+            if self.images.dim() != 2:
+                raise DataError(
+                    f"{where}: float32 features must be N×F, got shape {tuple(self.images.shape)}"
+                )
+        else:
+            raise DataError(f"{where}: images must be uint8 N×C×H×W or float32 N×F, got {self.images.dtype}")
+        if self.labels.dtype != torch.int64 or self.labels.dim() != 1:
+            raise DataError(
+                f"{where}: labels must be a 1-D int64 tensor, got {self.labels.dtype} "
+                f"of shape {tuple(self.labels.shape)}"
+            )
+        if len(self.labels) != len(self.images):
+            raise DataError(f"{where}: {len(self.images)} images but {len(self.labels)} labels")
+        self.classes = [str(c) for c in self.classes]
+        if not self.classes:
+            raise DataError(f"{where}: the class list is empty")
+        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)):
+            raise DataError(
+                f"{where}: labels must lie in [0, {len(self.classes)}), got "
+                f"[{int(self.labels.min())}, {int(self.labels.max())}]"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        """One sample as ``(image, label)``, so the data set also works with a DataLoader."""
+        return self.images[i], int(self.labels[i])
+
+    def __repr__(self) -> str:
+        return (
+            f"ArrayDataset(name={self.name!r}, n={len(self)}, input_shape={self.input_shape}, "
+            f"num_classes={self.num_classes}, dtype={self.images.dtype})"
+        )
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (``len(classes)``; some may have no sample in this split)."""
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: ``(C, H, W)`` for images, ``(F,)`` for feature vectors."""
+        return tuple(self.images.shape[1:])
+
+    def class_counts(self) -> torch.Tensor:
+        """``int64 (num_classes,)``: number of samples of each class."""
+        return torch.bincount(self.labels, minlength=self.num_classes)
+
+    def subset(self, idx: torch.Tensor | np.ndarray | Sequence[int]) -> ArrayDataset:
+        """The samples at ``idx`` (integer indices or a boolean mask), same classes and name.
+
+        Raises:
+            DataError: an index is out of range or the mask has the wrong length.
+        """
+        index = torch.as_tensor(np.asarray(idx) if not isinstance(idx, torch.Tensor) else idx)
+        if index.dtype == torch.bool:
+            if index.shape != (len(self),):
+                raise DataError(
+                    f"data set {self.name!r}: boolean mask has shape {tuple(index.shape)}, "
+                    f"expected ({len(self)},)"
+                )
+            index = index.nonzero().flatten()
+        index = index.long().flatten()
+        if len(index) and (int(index.min()) < -len(self) or int(index.max()) >= len(self)):
+            raise DataError(f"data set {self.name!r}: subset index out of range for {len(self)} samples")
+        return ArrayDataset(self.images[index], self.labels[index], list(self.classes), self.name)

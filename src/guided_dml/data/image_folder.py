@@ -1,0 +1,571 @@
+"""Image folders (``ROOT/<split>/<class>/<image>`` or ``ROOT/<class>/<image>``), decoded and cached.
+
+``ROOT`` is a folder or a ``.tar`` / ``.tar.gz`` / ``.tgz`` archive of one, possibly with one
+extra top-level folder inside. Every image Pillow reads is decoded in parallel worker processes,
+resized to one size and converted to one mode, and the result is cached as an ``.npz`` file keyed
+by the source (path, size, modification time) and the load options, so a second load only reads
+that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import re
+import sys
+import tarfile
+import tempfile
+import warnings
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from guided_dml.data.base import ArrayDataset
+from guided_dml.data.paths import decoded_cache_dir
+from guided_dml.data.splits import stratified_split
+from guided_dml.errors import DataError
+
+OnError = Literal["raise", "skip"]
+
+CACHE_VERSION = 1  # bump when the decoding or the cache layout changes
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "test": "test", "testing": "test",
+    "val": "val", "valid": "val", "validation": "val",
+}  # fmt: skip
+OUTPUT_MODES = ("L", "LA", "RGB", "RGBA")  # 8-bit modes an image tensor can hold
+_MIN_PARALLEL = 512  # below this many images, starting worker processes costs more than it saves
+_SHOW_ERRORS = 5  # unreadable files named in a message
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One candidate image: its path relative to ROOT's layout root, and its bytes or file."""
+
+    rel: str  # posix path inside the layout root, e.g. "train/cat/0001.jpg"
+    source: str | bytes  # absolute file path (folder) or the member's bytes (archive)
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding (runs in worker processes: module-level functions, plain arguments)
+
+
+def _open(source: str | bytes) -> Image.Image:
+    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def _normal_mode(img: Image.Image) -> str:
+    """The 8-bit output mode an image maps to by default (palette -> RGB(A), 16-bit -> L, ...)."""
+    mode = img.mode
+    if mode in OUTPUT_MODES:
+        return mode
+    if mode in ("1", "F") or mode.startswith("I"):
+        return "L"
+    if mode == "La":
+        return "LA"
+    if mode in ("RGBa", "PA") or (mode == "P" and "transparency" in img.info):
+        return "RGBA"
+    return "RGB"  # P, CMYK, YCbCr, LAB, HSV, RGBX
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """Scale 16/32-bit integer and float images to ``L`` (PIL's own convert would clip)."""
+    if not (img.mode == "F" or img.mode.startswith("I")):
+        return img
+    arr = np.asarray(img, dtype=np.float64)
+    top = float(arr.max()) if arr.size else 0.0
+    if img.mode == "F" and top <= 1.0:
+        arr = arr * 255.0
+    elif top > 255.0:
+        arr = arr / 257.0  # 16-bit range 0..65535 onto 0..255
+    return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _probe_chunk(sources: Sequence[str | bytes]) -> list[tuple[int, int, str] | str]:
+    """``(width, height, default mode)`` of each image from its header, or an error message."""
+    out: list[tuple[int, int, str] | str] = []
+    for source in sources:
+        try:
+            with _open(source) as img:
+                out.append((img.size[0], img.size[1], _normal_mode(img)))
+        except Exception as exc:  # Pillow raises many types for bad files; all mean unreadable
+            out.append(_describe(exc))
+    return out
+
+
+def _decode_chunk(
+    sources: Sequence[str | bytes], size: tuple[int, int], mode: str
+) -> tuple[np.ndarray, list[str | None]]:
+    """Decode images to ``uint8 (n_ok, H, W, C)``, resized to ``size`` (w, h), in ``mode``.
+
+    Returns:
+        The stacked readable images and, per input, None if it was decoded or an error message.
+    """
+    width, height = size
+    channels = len(mode)  # L=1, LA=2, RGB=3, RGBA=4
+    stack = np.empty((len(sources), height, width, channels), dtype=np.uint8)
+    errors: list[str | None] = []
+    n_ok = 0
+    for source in sources:
+        try:
+            with _open(source) as img:
+                if img.format == "JPEG" and (img.size[0] > width or img.size[1] > height):
+                    # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target size).
+                    img.draft(mode if mode in ("L", "RGB") else "RGB", (width, height))
+                img.load()
+                out = _to_8bit(img)
+                if out.mode != mode:
+                    out = out.convert(mode)
+                if out.size != (width, height):
+                    out = out.resize((width, height), Image.Resampling.BILINEAR)
+                stack[n_ok] = np.asarray(out, dtype=np.uint8).reshape(height, width, channels)
+            n_ok += 1
+            errors.append(None)
+        except Exception as exc:  # any decoding failure marks the file unreadable
+            errors.append(_describe(exc))
+    return stack[:n_ok], errors
+
+
+def _default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def _run_chunks(
+    fn: Callable[..., Any],
+    sources: Sequence[str | bytes],
+    extra: tuple[Any, ...],
+    num_workers: int,
+    progress: bool,
+    desc: str,
+) -> list[Any]:
+    """Apply ``fn(chunk, *extra)`` to consecutive chunks of ``sources``, in worker processes.
+
+    Returns the per-chunk results in order. Small jobs run in this process.
+    """
+    n = len(sources)
+    if n == 0:
+        return []
+    workers = max(1, min(num_workers, n))
+    if workers == 1 or n < _MIN_PARALLEL:
+        return [fn(sources, *extra)]
+    # A few chunks per worker balances load; the cap keeps the progress bar moving.
+    chunk = min(4096, max(64, math.ceil(n / (workers * 4))))
+    chunks = [sources[i : i + chunk] for i in range(0, n, chunk)]
+    # On Linux, fork starts workers instantly with the modules already imported (the workers only
+    # run Pillow and numpy, so torch's threads do not matter); elsewhere fork is unsafe and the
+    # platform default (spawn) re-imports this module in each worker.
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    bar = tqdm(total=n, desc=desc, unit="img", disable=None if progress else True)
+    results = []
+    try:
+        with bar, ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for part, result in zip(
+                chunks, pool.map(fn, chunks, *[[e] * len(chunks) for e in extra]), strict=True
+            ):
+                results.append(result)
+                bar.update(len(part))
+    except BrokenProcessPool as exc:
+        raise DataError(
+            f"an image-decoding worker died ({exc}), probably out of memory; retry with num_workers=1"
+        ) from exc
+    return results
+
+
+# ----------------------------------------------------------------------------------------------
+# Listing the source
+
+
+def _is_archive(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and (name.endswith(ARCHIVE_SUFFIXES) or tarfile.is_tarfile(path))
+
+
+def _image_suffixes() -> set[str]:
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def _wanted(parts: tuple[str, ...], suffixes: set[str]) -> bool:
+    """Skip hidden files and folders (``.DS_Store``, ``._x.jpg``), ``__MACOSX``, non-images."""
+    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+        return False
+    return PurePosixPath(parts[-1]).suffix.lower() in suffixes
+
+
+def _list_folder(root: Path) -> list[_Entry]:
+    suffixes = _image_suffixes()
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(root).parts
+        for fname in filenames:
+            parts = (*rel_dir, fname)
+            if _wanted(parts, suffixes):
+                entries.append(_Entry("/".join(parts), os.path.join(dirpath, fname)))
+    return entries
+
+
+def _list_archive(path: Path) -> list[_Entry]:
+    """Read every image member's bytes (sequentially: a compressed tar cannot be seeked cheaply)."""
+    suffixes = _image_suffixes()
+    entries: dict[str, _Entry] = {}  # keyed by path: a later member replaces an earlier one, as
+    try:  # when the archive is extracted
+        with tarfile.open(path, "r|*") as tar:
+            for member in tar:
+                parts = tuple(p for p in PurePosixPath(member.name).parts if p not in ("", "."))
+                if not member.isfile() or not parts or ".." in parts or parts[0] == "/":
+                    continue
+                if _wanted(parts, suffixes):
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        rel = "/".join(parts)
+                        entries[rel] = _Entry(rel, f.read())
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"cannot read archive {path} ({exc}); it is damaged, fetch it again") from exc
+    return list(entries.values())
+
+
+def _fingerprint(path: Path, is_archive: bool) -> str:
+    """What the cache key depends on: the archive's size and mtime, or every file's."""
+    if is_archive:
+        st = path.stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            full = os.path.join(dirpath, fname)
+            st = os.stat(full)
+            digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _layout(entries: list[_Entry], root: Path) -> tuple[list[tuple[str | None, str]], bool]:
+    """Each entry's (split folder or None, class folder), and whether splits exist.
+
+    Accepted layouts (depth = number of path components):
+    ``split/class/img`` (3), ``class/img`` (2), and either with one extra top-level folder
+    (4, or 3 under a single top folder that is not a split name).
+    """
+    depths = Counter(len(e.rel.split("/")) for e in entries)
+    if len(depths) > 1:
+        examples = {d: next(e.rel for e in entries if len(e.rel.split("/")) == d) for d in depths}
+        raise DataError(
+            f"{root} mixes folder depths ({', '.join(examples.values())}); use "
+            f"ROOT/<split>/<class>/<image> or ROOT/<class>/<image> throughout"
+        )
+    (depth,) = depths
+    tops = {e.rel.split("/", 1)[0] for e in entries}
+    single_top = next(iter(tops)) if len(tops) == 1 else None
+    strip = depth == 4 or (depth == 3 and single_top is not None and single_top.lower() not in SPLIT_ALIASES)
+    if strip and single_top is None:
+        raise DataError(
+            f"{root} has images four folders deep under several top folders ({sorted(tops)[:3]}); "
+            f"use ROOT/<split>/<class>/<image>"
+        )
+    depth -= int(strip)
+    if depth not in (2, 3):
+        raise DataError(
+            f"{root} has images at an unexpected depth (e.g. {entries[0].rel}); use "
+            f"ROOT/<split>/<class>/<image> or ROOT/<class>/<image>"
+        )
+    keys: list[tuple[str | None, str]] = []
+    for e in entries:
+        parts = e.rel.split("/")[int(strip) :]
+        keys.append((parts[0], parts[1]) if depth == 3 else (None, parts[0]))
+    return keys, depth == 3
+
+
+def _split_names(folders: set[str], root: Path) -> dict[str, str]:
+    """Map split folder names to output names: train, test (val stands in if no test), others."""
+    mapping = {f: SPLIT_ALIASES.get(f.lower(), f) for f in folders}
+    names = Counter(mapping.values())
+    clash = [n for n, c in names.items() if c > 1]
+    if clash:
+        raise DataError(f"{root} has several folders for split {clash[0]!r}; keep one")
+    if "test" not in names and "val" in names:
+        mapping = {f: "test" if n == "val" else n for f, n in mapping.items()}
+    if "train" not in mapping.values():
+        raise DataError(
+            f"{root} has split folders {sorted(folders)} but no 'train'; rename the training split to 'train'"
+        )
+    return mapping
+
+
+# ----------------------------------------------------------------------------------------------
+# Cache
+
+
+def _cache_path(path: Path, is_archive: bool, options: dict[str, Any], cache_dir: Path) -> Path:
+    key = json.dumps(
+        {
+            "version": CACHE_VERSION,
+            "source": str(path),
+            "fingerprint": _fingerprint(path, is_archive),
+            "options": options,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.name)[:60]
+    return cache_dir / f"{stem}-{digest}.npz"
+
+
+def _read_cache(
+    file: Path,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], list[str]] | None:
+    """Splits, classes and skipped files from a cache file, or None if absent or unusable."""
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            splits = [str(s) for s in z["splits"]]
+            data = {s: (z[f"images__{s}"], z[f"labels__{s}"]) for s in splits}
+            return data, [str(c) for c in z["classes"]], [str(s) for s in z["skipped"]]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"ignoring unreadable cache file {file} ({exc}); decoding again", stacklevel=3)
+        return None
+
+
+def _write_cache(
+    file: Path,
+    data: dict[str, tuple[np.ndarray, np.ndarray]],
+    classes: list[str],
+    skipped: list[str],
+) -> None:
+    """Write atomically (temp file + ``os.replace``) so readers never see a partial cache."""
+    arrays: dict[str, np.ndarray] = {
+        "splits": np.array(list(data), dtype=str),
+        "classes": np.array(classes, dtype=str),
+        "skipped": np.array(skipped, dtype=str),
+    }
+    for split, (images, labels) in data.items():
+        arrays[f"images__{split}"] = images
+        arrays[f"labels__{split}"] = labels
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=file.name + ".", suffix=".tmp", dir=file.parent)
+    except OSError as exc:
+        warnings.warn(
+            f"cannot write decoded cache in {file.parent} ({exc}); the next load decodes again",
+            stacklevel=3,
+        )
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)  # uncompressed: loading is then a plain read
+        os.replace(tmp, file)
+    except OSError as exc:
+        warnings.warn(f"cannot write decoded cache {file} ({exc}); the next load decodes again", stacklevel=3)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry point
+
+
+def _parse_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    """``size`` as PIL's (width, height); user-facing ``size`` is (height, width) or an int."""
+    if size is None:
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    if len(size) != 2 or any(int(s) <= 0 for s in size):
+        raise DataError(f"size must be a positive int or (height, width), got {size!r}")
+    return int(size[1]), int(size[0])
+
+
+def _report_unreadable(bad: list[tuple[str, str]], root: Path, on_error: OnError) -> None:
+    if not bad:
+        return
+    shown = "; ".join(f"{rel} ({msg})" for rel, msg in bad[:_SHOW_ERRORS])
+    more = f" and {len(bad) - _SHOW_ERRORS} more" if len(bad) > _SHOW_ERRORS else ""
+    if on_error == "raise":
+        raise DataError(
+            f"{len(bad)} unreadable image(s) in {root}: {shown}{more}; fix or remove them, or "
+            f"pass on_error='skip'"
+        )
+    warnings.warn(f"skipped {len(bad)} unreadable image(s) in {root}: {shown}{more}", stacklevel=3)
+
+
+def load_image_folder(
+    path: str | os.PathLike[str],
+    *,
+    size: int | Sequence[int] | None = None,
+    mode: str | None = None,
+    on_error: OnError = "raise",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+    name: str | None = None,
+) -> dict[str, ArrayDataset]:
+    """Load an image folder (or a tar archive of one) into memory as ``uint8 N×C×H×W``.
+
+    Layouts: ``ROOT/<split>/<class>/<image>`` (split folders ``train``, ``test``, and optionally
+    ``val``; ``training``/``testing``/``valid``/``validation`` are understood, and ``val`` serves
+    as ``test`` when there is no ``test``), or ``ROOT/<class>/<image>``, in which case a
+    deterministic stratified split (``test_fraction``, ``seed``) makes ``train`` and ``test``.
+    Class names are the sorted class folder names (union over splits, so labels agree across
+    splits). Hidden files and files without an image extension Pillow knows are ignored.
+
+    Args:
+        path: folder, or ``.tar`` / ``.tar.gz`` / ``.tgz`` archive (read without extracting; its
+            image members are held in memory while they are decoded).
+        size: output ``(height, width)`` or an int for square images; default: the most common
+            image size in the data.
+        mode: output Pillow mode, one of ``L``, ``LA``, ``RGB``, ``RGBA``; default: the most
+            common mode in the data (palette images count as RGB, 16-bit ones as L).
+        on_error: ``"raise"``: unreadable images give a DataError listing them; ``"skip"``:
+            they are left out with a warning.
+        test_fraction: test share when the data has no split folders.
+        seed: seed of that split.
+        cache: read/write the decoded cache.
+        cache_dir: cache folder (default ``<user cache>/decoded``).
+        num_workers: decoding processes (default: available cores, at most 8).
+        progress: show a progress bar while decoding.
+        name: data set name for the returned sets (default: the file or folder name).
+
+    Returns:
+        ``{"train": ..., "test": ...}`` plus ``"val"`` or other split folders when present.
+
+    Raises:
+        DataError: missing path, unknown layout, unreadable images (with ``on_error="raise"``),
+            bad options.
+    """
+    root = Path(path).expanduser().resolve()
+    if not root.exists():
+        raise DataError(f"image folder {root} does not exist; check the path")
+    is_archive = _is_archive(root)
+    if not is_archive and not root.is_dir():
+        raise DataError(f"{root} is neither a folder nor a tar archive of one")
+    if on_error not in ("raise", "skip"):
+        raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if mode is not None and mode not in OUTPUT_MODES:
+        raise DataError(f"mode must be one of {', '.join(OUTPUT_MODES)}, got {mode!r}")
+    wh = _parse_size(size)
+    if name is None:
+        name = re.sub(r"(\.tar(\.gz|\.bz2|\.xz)?|\.tgz|\.tbz2|\.txz)$", "", root.name)
+
+    options = {
+        "size": wh,
+        "mode": mode,
+        "on_error": on_error,
+        "test_fraction": test_fraction,
+        "seed": seed,
+    }
+    cache_file = _cache_path(root, is_archive, options, decoded_cache_dir(cache_dir)) if cache else None
+    cached = _read_cache(cache_file) if cache_file is not None else None
+    if cached is not None:
+        data, classes, skipped = cached
+        if skipped:
+            warnings.warn(
+                f"skipped {len(skipped)} unreadable image(s) in {root} (cached "
+                f"result): {'; '.join(skipped[:_SHOW_ERRORS])}",
+                stacklevel=2,
+            )
+        return _to_datasets(data, classes, name)
+
+    entries = _list_archive(root) if is_archive else _list_folder(root)
+    if not entries:
+        raise DataError(
+            f"no images found in {root}; expected ROOT/<split>/<class>/<image> or ROOT/<class>/<image>"
+        )
+    entries.sort(key=lambda e: e.rel)  # order independent of the file system and the tar
+    keys, has_splits = _layout(entries, root)
+    workers = num_workers if num_workers is not None else _default_workers()
+    sources = [e.source for e in entries]
+
+    if wh is None or mode is None:
+        probes = [
+            p
+            for part in _run_chunks(_probe_chunk, sources, (), workers, progress, f"probing {name}")
+            for p in part
+        ]
+        good = [p for p in probes if not isinstance(p, str)]
+        if not good:
+            _report_unreadable([(e.rel, str(p)) for e, p in zip(entries, probes, strict=True)], root, "raise")
+        wh = wh or Counter((w, h) for w, h, _ in good).most_common(1)[0][0]
+        mode = mode or Counter(m for _, _, m in good).most_common(1)[0][0]
+
+    parts = _run_chunks(_decode_chunk, sources, (wh, mode), workers, progress, f"decoding {name}")
+    images = (
+        np.concatenate([p[0] for p in parts]) if parts else np.empty((0, wh[1], wh[0], len(mode)), np.uint8)
+    )
+    errors = [err for p in parts for err in p[1]]
+    bad = [(e.rel, err) for e, err in zip(entries, errors, strict=True) if err is not None]
+    _report_unreadable(bad, root, on_error)
+    ok = np.array([err is None for err in errors], dtype=bool)
+    keys = [k for k, good_one in zip(keys, ok, strict=True) if good_one]
+    if not keys:
+        raise DataError(f"none of the images in {root} could be read")
+
+    classes = sorted({cls for _, cls in keys})
+    class_index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([class_index[cls] for _, cls in keys], dtype=np.int64)
+    images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
+
+    data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if has_splits:
+        mapping = _split_names({s for s, _ in keys if s is not None}, root)
+        split_of = np.array([mapping[s] for s, _ in keys if s is not None])
+        for split in sorted(set(mapping.values()), key=lambda s: (s != "train", s != "test", s)):
+            mask = split_of == split
+            data[split] = (images[mask], labels[mask])
+        if "test" not in data:  # only a train folder: carve out the test part
+            data["train"], data["test"] = _carve(*data["train"], test_fraction, seed)
+    else:
+        data["train"], data["test"] = _carve(images, labels, test_fraction, seed)
+
+    if cache_file is not None:
+        _write_cache(cache_file, data, classes, [f"{rel} ({msg})" for rel, msg in bad])
+    return _to_datasets(data, classes, name)
+
+
+def _carve(
+    images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Deterministic stratified train/test split of one set of arrays."""
+    train_idx, test_idx = stratified_split(labels, test_fraction, seed)
+    tr, te = train_idx.numpy(), test_idx.numpy()
+    return (images[tr], labels[tr]), (images[te], labels[te])
+
+
+def _to_datasets(
+    data: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], name: str
+) -> dict[str, ArrayDataset]:
+    return {
+        split: ArrayDataset(
+            torch.from_numpy(images),
+            torch.from_numpy(labels.astype(np.int64)),
+            list(classes),
+            f"{name}/{split}",
+        )
+        for split, (images, labels) in data.items()
+    }

@@ -1,0 +1,131 @@
+"""Name -> loader registries and the one front door, :func:`load_dataset`."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from guided_dml.data.base import ArrayDataset
+from guided_dml.data.cifar import load_cifar10
+from guided_dml.data.digits import load_digits
+from guided_dml.data.image_folder import ARCHIVE_SUFFIXES, load_image_folder
+from guided_dml.data.mnist import load_fashion_mnist, load_mnist
+from guided_dml.data.retrieval import (
+    RetrievalDataset,
+    load_cars196,
+    load_cub200,
+    load_inshop,
+    load_sop,
+)
+from guided_dml.errors import DataError
+
+Loader = Callable[..., dict[str, ArrayDataset]]
+
+# In-memory data sets: loader(data_dir=None, download=True, **opts) -> {"train", "test"}.
+DATASETS: dict[str, Loader] = {
+    "digits": load_digits,
+    "mnist": load_mnist,
+    "fashion-mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+}
+
+# Lazily decoded retrieval benchmarks: loader(data_dir=None, **opts) -> {split: RetrievalDataset}.
+RETRIEVAL_DATASETS: dict[str, Callable[..., dict[str, RetrievalDataset]]] = {
+    "cub200": load_cub200,
+    "cars196": load_cars196,
+    "sop": load_sop,
+    "inshop": load_inshop,
+}
+
+
+def _canonical(name: str) -> str:
+    """``Fashion_MNIST`` and ``fashion-mnist`` name the same data set."""
+    return name.strip().lower().replace("_", "-")
+
+
+def _check_options(name: str, loader: Callable[..., Any], opts: dict[str, Any]) -> None:
+    """Turn an unknown keyword into a DataError that lists the valid ones."""
+    params = inspect.signature(loader).parameters
+    valid = [p for p in params if p not in ("data_dir", "download", "path")]
+    unknown = [k for k in opts if k not in params]
+    if unknown:
+        raise DataError(
+            f"unknown option {unknown[0]!r} for data set {name!r}; valid options: "
+            f"{', '.join(valid) or 'none'}"
+        )
+
+
+def _looks_like_path(name: str) -> bool:
+    return os.sep in name or "/" in name or name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    **opts: Any,
+) -> dict[str, ArrayDataset]:
+    """Load a built-in data set by name, or an image folder / archive by path.
+
+    Args:
+        name_or_path: a key of :data:`DATASETS` (``digits``, ``mnist``, ``fashion-mnist``,
+            ``cifar10``), or a folder or ``.tar``/``.tar.gz``/``.tgz`` archive laid out as
+            ``ROOT/<split>/<class>/<image>`` or ``ROOT/<class>/<image>``. A string that is a
+            registered name means the built-in data set; pass a ``Path`` to force a path.
+        data_dir: data folder for built-in sets (default ``$GDML_DATA``, else the per-user cache
+            folder); ignored for paths.
+        download: fetch a missing built-in data set from its official source.
+        **opts: loader options (e.g. ``seed`` for digits, ``size``/``mode``/``on_error``/
+            ``cache_dir`` for image folders).
+
+    Returns:
+        ``{"train": ArrayDataset, "test": ArrayDataset}`` (image folders may add ``"val"``).
+
+    Raises:
+        DataError: unknown name (the message lists the choices), missing path, bad option, or
+            missing/corrupt data.
+
+    Examples:
+        >>> data = load_dataset("digits")
+        >>> data["train"].input_shape
+        (1, 8, 8)
+    """
+    text = os.fspath(name_or_path)
+    key = _canonical(text)
+    if not isinstance(name_or_path, os.PathLike) and key in DATASETS:
+        loader = DATASETS[key]
+        _check_options(key, loader, opts)
+        return loader(data_dir=data_dir, download=download, **opts)
+    path = Path(text).expanduser()
+    if path.exists():
+        _check_options(text, load_image_folder, opts)
+        data = load_image_folder(path, **opts)
+        return data
+    if isinstance(name_or_path, os.PathLike) or _looks_like_path(text):
+        raise DataError(f"no such folder or archive: {path}; check the path")
+    raise DataError(
+        f"unknown data set {text!r}; choose one of {', '.join(DATASETS)}, or give the path of "
+        f"an image folder or archive"
+    )
+
+
+def load_retrieval_dataset(
+    name: str, data_dir: str | os.PathLike[str] | None = None, **opts: Any
+) -> dict[str, RetrievalDataset]:
+    """Load a retrieval benchmark (``cub200``, ``cars196``, ``sop``, ``inshop``) lazily.
+
+    Returns:
+        ``{"train", "test"}``, or ``{"train", "query", "gallery"}`` for In-Shop.
+
+    Raises:
+        DataError: unknown name (the message lists the choices), bad option, or missing data.
+    """
+    key = _canonical(name).replace("-", "")
+    if key not in RETRIEVAL_DATASETS:
+        raise DataError(f"unknown retrieval data set {name!r}; choose one of {', '.join(RETRIEVAL_DATASETS)}")
+    loader = RETRIEVAL_DATASETS[key]
+    _check_options(key, loader, opts)
+    return loader(data_dir=data_dir, **opts)

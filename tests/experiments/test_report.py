@@ -1,0 +1,312 @@
+"""The benchmark report: statistics against scipy, tables against the runs they summarise, files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import stats
+
+from guided_dml.errors import DataError
+from guided_dml.experiments.report import (
+    METRICS,
+    PAPER_CI,
+    PAPER_RESULTS,
+    TABLE_HEADERS,
+    TABLE_METRICS,
+    collect_runs,
+    mean_ci,
+    method_name,
+    summarize,
+    write_report,
+)
+
+METHODS_MD = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "METHODS.md"
+CLASSES = ("zero", "one", "two")
+# Recall@1 levels of the fake methods, so the expected best is known.
+BASE = {"triplet": 0.80, "gdml": 0.90, "triplet+mdr": 0.85, "siamese": 0.70}
+CORRUPTIONS = ("gaussian_noise", "rotation")
+
+
+def make_run(out: Path, dataset: str, method: str, seed: int, *, n_per_class: int = 20,
+             shift: bool = True) -> Path:
+    """A finished run folder with synthetic metrics, 2-D embeddings, history and shift rows."""
+    rng = np.random.default_rng([seed, len(method), len(dataset)])
+    run = out / "runs" / dataset / method / f"seed-{seed}"
+    run.mkdir(parents=True)
+    level = BASE.get(method, 0.6) + (0.05 if dataset == "mnist" else 0.0)
+    metrics = {m: float(np.clip(level + rng.normal(0, 0.02) - 0.01 * i, 0, 1))
+               for i, m in enumerate(METRICS)}
+    metrics.update(method=method, dataset=dataset, seed=seed, config_hash=f"h{seed}{method}",
+                   wall_seconds=100.0 + seed, train_seconds=90.0, eval_seconds=5.0,
+                   best_epoch=3, epochs_run=4)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    labels = np.repeat(np.arange(len(CLASSES)), n_per_class)
+    centres = np.stack([np.cos(2 * np.pi * labels / 3), np.sin(2 * np.pi * labels / 3)], 1) * 3
+    emb = centres + rng.normal(0, 1.0 - level, (len(labels), 2))
+    np.savez(run / "embeddings.npz", test_embeddings=emb.astype(np.float32),
+             test_labels=labels, classes=np.array(CLASSES))
+    lines = []
+    if method.startswith("gdml"):
+        lines += [{"phase": "teacher", "epoch": e, "train_loss": 3.0 / e, "val_loss": 3.2 / e,
+                   "lr": 0.01, "seconds": 1.0} for e in range(1, 4)]
+    lines += [{"phase": "student", "epoch": e, "train_loss": 1.0 / e + rng.random() * 0.05,
+               "val_loss": 1.1 / e + rng.random() * 0.05, "lr": 0.1, "seconds": 2.0}
+              for e in range(1, 5)]
+    (run / "history.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    if shift:
+        rows = [{"corruption": "clean", "severity": 0, "recall@1": metrics["recall@1"],
+                 "precision@1": metrics["precision@1"], "n_test": 60}]
+        drop = 0.02 if method.startswith("gdml") else 0.05
+        rows += [{"corruption": c, "severity": s, "n_test": 60,
+                  "recall@1": max(0.0, metrics["recall@1"] - drop * s * (k + 1)),
+                  "precision@1": max(0.0, metrics["precision@1"] - drop * s)}
+                 for k, c in enumerate(CORRUPTIONS) for s in range(1, 6)]
+        (run / "shift.json").write_text(json.dumps({"rows": rows}))
+    return run
+
+
+def make_benchmark(out: Path, datasets=("mnist", "toyset"), methods=("triplet", "gdml", "triplet+mdr"),
+                   seeds=(0, 1, 2), **kw) -> Path:
+    for ds in datasets:
+        for m in methods:
+            for s in seeds:
+                make_run(out, ds, m, s, **kw)
+    return out
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    out = make_benchmark(tmp_path_factory.mktemp("bench"))
+    # An unfinished run: folder, history, no metrics.json.
+    (out / "runs" / "mnist" / "siamese" / "seed-0").mkdir(parents=True)
+    (out / "runs" / "mnist" / "siamese" / "seed-0" / "history.jsonl").write_text("")
+    return out, write_report(out)
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_mean_ci_matches_scipy_t_interval(n: int, confidence: float) -> None:
+    x = np.random.default_rng(n).normal(50, 3, n)
+    lo, hi = stats.t.interval(confidence, n - 1, loc=x.mean(), scale=stats.sem(x))
+    mean, half = mean_ci(x, confidence)
+    assert mean == pytest.approx(x.mean())
+    assert half == pytest.approx((hi - lo) / 2, rel=1e-12)
+
+
+def test_mean_ci_degenerate_inputs() -> None:
+    assert mean_ci([0.7])[0] == 0.7 and math.isnan(mean_ci([0.7])[1])
+    assert all(math.isnan(v) for v in mean_ci([]))
+    assert mean_ci([1.0, 1.0, 1.0]) == (1.0, 0.0)
+    assert mean_ci([1.0, float("nan"), 3.0]) == mean_ci([1.0, 3.0])  # NaN runs left out
+
+
+# ---------------------------------------------------------------------------- collecting
+
+
+def test_collect_runs_order_and_unfinished_folders(tmp_path: Path) -> None:
+    methods = ("gdml+mdr", "gdml", "multisim", "triplet+mdr", "siamese", "margin", "triplet")
+    make_benchmark(tmp_path, datasets=("toyset", "mnist"), methods=methods, seeds=(1, 0),
+                   shift=False)
+    (tmp_path / "runs" / "mnist" / "gdml" / "seed-7").mkdir()  # started, never finished
+    rows = collect_runs(tmp_path)
+    assert len(rows) == 2 * len(methods) * 2
+    assert [r["dataset"] for r in rows[:14]] == ["mnist"] * 14  # the paper's data sets first
+    order = ["siamese", "margin", "gdml", "triplet", "triplet+mdr"]
+    seen = [r["method"] for r in rows if r["dataset"] == "mnist" and r["seed"] == 0]
+    assert seen == ["siamese", "triplet", "margin", "multisim", "gdml", "triplet+mdr", "gdml+mdr"]
+    assert [r["seed"] for r in rows[:2]] == [0, 1]
+    assert all(r["method"] in order or r["method"] == "multisim" or "+" in r["method"] for r in rows)
+    assert "robustness_auc" not in rows[0]
+
+
+def test_summarize_percent_and_seed_count(tmp_path: Path) -> None:
+    make_benchmark(tmp_path, datasets=("mnist",), methods=("gdml",), seeds=(0, 1, 2, 3))
+    rows = collect_runs(tmp_path)
+    (s,) = summarize(rows)
+    assert s["n"] == 4 and s["seeds"] == "0 1 2 3"
+    for m in METRICS:
+        mean, ci = mean_ci([100 * r[m] for r in rows])
+        assert s[f"{m}_mean"] == pytest.approx(mean) and s[f"{m}_ci"] == pytest.approx(ci)
+    assert s["wall_seconds_mean"] == pytest.approx(101.5)
+    assert 0 < s["robustness_auc_mean"] <= 100
+
+
+# ---------------------------------------------------------------------------- the files
+
+
+def test_every_file_is_written(report: tuple[Path, dict[str, Path]]) -> None:
+    out, paths = report
+    expected = {"runs_csv", "summary_csv", "summary_md", "summary_tex", "report_html",
+                "recall_at_1_png", "shift_csv"}
+    for ds in ("mnist", "toyset"):
+        expected |= {f"embeddings_{ds}_png", f"curves_{ds}_png", f"shift_{ds}_png"}
+    assert set(paths) == expected
+    assert all(p.parent == out and p.is_file() and p.stat().st_size > 0 for p in paths.values())
+    assert not list(out.glob(".*.tmp")), "temporary files left behind"
+    for key, path in paths.items():
+        if key.endswith("_png"):
+            with Image.open(path) as img:
+                assert img.format == "PNG" and min(img.size) > 300
+
+
+def test_runs_csv_one_row_per_finished_run(report: tuple[Path, dict[str, Path]]) -> None:
+    out, paths = report
+    rows = read_csv(paths["runs_csv"])
+    assert len(rows) == 2 * 3 * 3  # the unfinished siamese folder is not a run
+    assert {r["method"] for r in rows} == {"triplet", "gdml", "triplet+mdr"}
+    first = rows[0]
+    metrics = json.loads((out / first["run_dir"] / "metrics.json").read_text())
+    for m in METRICS:
+        assert float(first[m]) == pytest.approx(metrics[m])
+    assert first["config_hash"] == metrics["config_hash"]
+    assert float(first["wall_seconds"]) == metrics["wall_seconds"]
+    assert 0 < float(first["robustness_auc"]) <= 1
+
+
+def test_summary_csv_ci_equals_scipy(report: tuple[Path, dict[str, Path]]) -> None:
+    out, paths = report
+    rows = read_csv(paths["summary_csv"])
+    assert len(rows) == 2 * 3
+    for s in rows:
+        runs = sorted((out / "runs" / s["dataset"] / s["method"]).glob("seed-*/metrics.json"))
+        vals = np.array([100 * json.loads(p.read_text())["recall@1"] for p in runs])
+        lo, hi = stats.t.interval(0.95, len(vals) - 1, loc=vals.mean(), scale=stats.sem(vals))
+        assert int(s["n"]) == 3
+        assert float(s["recall@1_mean"]) == pytest.approx(vals.mean())
+        assert float(s["recall@1_ci"]) == pytest.approx((hi - lo) / 2)
+
+
+def _md_sections(text: str) -> dict[str, list[list[str]]]:
+    """Rows of the first table under each ``## `` heading, as cell lists."""
+    out: dict[str, list[list[str]]] = {}
+    for block in text.split("\n## ")[1:]:
+        title, _, body = block.partition("\n")
+        table = next(c for c in body.strip().split("\n\n") if c.startswith("|")).splitlines()
+        out[title.strip()] = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    return out
+
+
+def test_markdown_bold_is_the_true_best(report: tuple[Path, dict[str, Path]]) -> None:
+    _, paths = report
+    summary = read_csv(paths["summary_csv"])
+    sections = _md_sections(paths["summary_md"].read_text())
+    assert set(sections) == {"MNIST", "toyset"}
+    for title, ds in (("MNIST", "mnist"), ("toyset", "toyset")):
+        rows = sections[title]
+        ours = [r for r in rows if "(paper)" not in r[0]]
+        assert [r[0] for r in ours] == [method_name(m) for m in ("triplet", "gdml", "triplet+mdr")]
+        for j, metric in enumerate(TABLE_METRICS):
+            means = {s["method"]: float(s[f"{metric}_mean"]) for s in summary if s["dataset"] == ds}
+            best = max(means, key=means.get)
+            bold = [r[0] for r in ours if r[2 + j].startswith("**")]
+            assert bold == [method_name(best)], (ds, metric)
+            assert f"{means[best]:.2f} ±" in next(r[2 + j] for r in ours if r[0] == bold[0])
+        paper = [r for r in rows if "(paper)" in r[0]]
+        if ds == "mnist":  # the published rows for every paper method, none in bold
+            assert len(paper) == 5 and not any("**" in c for r in paper for c in r)
+            gdml = next(r for r in paper if r[0] == "G-DML (paper)")
+            assert gdml[2] == "99.00 ± 0.18"
+        else:
+            assert paper == []
+
+
+def test_markdown_has_shift_tables(report: tuple[Path, dict[str, Path]]) -> None:
+    _, paths = report
+    text = paths["summary_md"].read_text()
+    assert "### MNIST under covariate shift" in text
+    assert "| gaussian noise | 5 |" in text and "Robustness AUC" in text
+    shift = read_csv(paths["shift_csv"])
+    # 2 data sets × 3 methods × (clean + 2 corruptions × 5 severities)
+    assert len(shift) == 2 * 3 * 11
+    assert all(int(r["n"]) == 3 for r in shift)
+
+
+def test_latex_is_booktabs_with_bold_best(report: tuple[Path, dict[str, Path]]) -> None:
+    _, paths = report
+    tex = paths["summary_tex"].read_text()
+    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 4  # main + shift × 2
+    for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"$\pm$", r"\textbf{"):
+        assert cmd in tex
+    header = " & ".join(["Method", "Seeds", *TABLE_HEADERS, "Time / run"]) + r" \\"
+    assert header in tex
+    assert r"\textit{G-DML (paper)}" in tex
+    assert r"\_" not in tex.split(r"\begin{tabular}")[1].split(r"\end{tabular}")[0]  # no raw labels
+
+
+def test_html_is_self_contained(report: tuple[Path, dict[str, Path]]) -> None:
+    _, paths = report
+    page = paths["report_html"].read_text()
+    assert page.count("data:image/png;base64,") == 7  # bars + 3 figures per data set
+    assert not re.search(r'(src|href)="(?!data:)', page), "external resource in the page"
+    assert "<table>" in page and "G-DML (paper)" in page and "under covariate shift" in page
+
+
+def test_single_seed_gives_na_not_a_crash(tmp_path: Path) -> None:
+    make_benchmark(tmp_path, datasets=("cifar10",), methods=("gdml", "triplet"), seeds=(0,),
+                   shift=False)
+    paths = write_report(tmp_path)
+    summary = read_csv(paths["summary_csv"])
+    assert all(s["recall@1_ci"] == "" and s["n"] == "1" for s in summary)
+    rows = _md_sections(paths["summary_md"].read_text())["CIFAR-10"]
+    ours = [r for r in rows if "(paper)" not in r[0]]
+    assert all(c.strip("*").endswith("± n/a") for r in ours for c in r[2:7])
+    assert "shift_cifar10_png" not in paths and "shift_csv" not in paths
+
+
+def test_no_finished_runs_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "mnist" / "gdml" / "seed-0").mkdir(parents=True)
+    with pytest.raises(DataError, match="no finished runs"):
+        write_report(tmp_path)
+
+
+@pytest.mark.skipif(not METHODS_MD.is_file(), reason="../shared/spec/METHODS.md is not present")
+def test_paper_table_matches_the_spec() -> None:
+    names = {"MNIST": "mnist", "Fashion-MNIST": "fashion-mnist", "CIFAR-10": "cifar10"}
+    methods = {"Siamese": "siamese", "Triplet": "triplet", "Margin": "margin",
+               "MultiSim": "multisim", "G-DML": "gdml"}
+    seen = 0
+    for line in METHODS_MD.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 7 or cells[0] not in names or cells[1] not in methods:
+            continue
+        pairs = [tuple(map(float, c.split("±"))) for c in cells[2:]]
+        ds, m = names[cells[0]], methods[cells[1]]
+        assert PAPER_RESULTS[ds][m] == pytest.approx([p[0] for p in pairs])
+        assert PAPER_CI[ds][m] == pytest.approx([p[1] for p in pairs])
+        seen += 1
+    assert seen == 15
+
+
+def test_long_tailed_variants_get_a_sub_population_table(tmp_path: Path) -> None:
+    make_benchmark(tmp_path, datasets=("mnist-imb10", "toyset", "mnist"), methods=("triplet", "gdml"),
+                   seeds=(0, 1), shift=False)
+    assert [r["dataset"] for r in collect_runs(tmp_path)][::4] == ["mnist", "mnist-imb10", "toyset"]
+    paths = write_report(tmp_path)
+    md = paths["summary_md"].read_text()
+    sections = _md_sections(md)
+    assert list(sections) == ["MNIST", "MNIST, long-tailed ×10", "toyset", "MNIST: sub-population shift"]
+    assert not any("(paper)" in r[0] for r in sections["MNIST, long-tailed ×10"])
+    summary = {(s["dataset"], s["method"]): float(s["recall@1_mean"])
+               for s in read_csv(paths["summary_csv"])}
+    table = sections["MNIST: sub-population shift"]
+    assert [r[0] for r in table] == ["Triplet", "G-DML"]
+    for row, m in zip(table, ("triplet", "gdml"), strict=True):
+        delta = summary[("mnist-imb10", m)] - summary[("mnist", m)]
+        assert row[3].strip("*") == f"{delta:.2f}"
+    assert "sub-population shift" in paths["report_html"].read_text()
+    assert r"\label{tab:mnist-imbalance}" in paths["summary_tex"].read_text()

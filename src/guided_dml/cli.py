@@ -26,6 +26,7 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--pretrained", str, "torchvision resnet18 state-dict file to start from"),
     ("--val-fraction", float, "validation share of the training set"),
     ("--train-subset", int, "use at most this many training samples (stratified)"),
+    ("--imbalance", float, "long-tailed training set with this max/min class ratio"),
     ("--early-stop-patience", int, "stop after this many epochs without improvement"),
     ("--margin", float, "margin of the baseline loss"),
     ("--miner", str, "miner for the baselines (none | multisim | triplet)"),
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--shift", action="store_true", help="also evaluate under covariate shift")
     b.add_argument("--shift-max-test", type=int, default=2000,
                    help="test images per corruption and severity (default: 2000)")
+    b.add_argument("--imbalance-variants", nargs="+", type=float, default=[], metavar="RATIO",
+                   help="also train on long-tailed copies of each data set (sub-population shift)")
     b.add_argument("--progress", type=_bool_flag, help="progress bars (default: on a terminal)")
     _add_common(b)
     b.set_defaults(func=cmd_benchmark)
@@ -119,9 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides.update(method=args.method, dataset=args.dataset, seed=args.seed, mdr=args.mdr,
                      progress=args.progress)
     cfg = resolve_config(overrides, args.config)
-    from .experiments.benchmark import dataset_slug
-
-    default_out = Path("runs") / dataset_slug(cfg.dataset) / cfg.method_label / f"seed-{cfg.seed}"
+    default_out = Path("runs") / cfg.dataset_label / cfg.method_label / f"seed-{cfg.seed}"
     out = Path(args.out) if args.out else default_out
     metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite)
     keys = ("recall@1", "f1", "nmi", "r_precision", "map@r")
@@ -144,6 +145,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         workers=args.workers,
         shift=args.shift,
         shift_max_test=args.shift_max_test,
+        imbalance=args.imbalance_variants,
         overrides=_overrides(args, skip=("preset",)),
         config_file=args.config,
         progress=args.progress,

@@ -44,20 +44,10 @@ class BenchmarkSpec:
     workers: int = 1
     shift: bool = False
     shift_max_test: int | None = 2000
+    imbalance: Sequence[float] = ()  # extra long-tailed variants of every data set
     overrides: dict[str, Any] = field(default_factory=dict)
     config_file: str | None = None
     progress: bool | None = None
-
-
-def dataset_slug(dataset: str) -> str:
-    """Folder name of a data set: the built-in name, or the stem of a path."""
-    if "/" in dataset or os.sep in dataset:
-        name = Path(dataset.rstrip("/")).name
-        for ext in (".tar.gz", ".tgz", ".tar"):
-            if name.endswith(ext):
-                return name[: -len(ext)]
-        return name
-    return dataset
 
 
 def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
@@ -72,12 +62,15 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
     if spec.mdr:
         variants += [(m, spec.mdr) for m in spec.methods if m in spec.mdr_methods]
     out = []
-    for ds in spec.datasets:
+    datasets = [(ds, None) for ds in spec.datasets]
+    datasets += [(ds, r) for ds in spec.datasets for r in spec.imbalance]
+    for ds, ratio in datasets:
         for method, lam in variants:
             for seed in range(spec.seeds):
                 overrides = {
                     **spec.overrides,
                     "dataset": ds,
+                    "imbalance": ratio,
                     "method": method,
                     "seed": seed,
                     "mdr": lam,
@@ -86,7 +79,7 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
                     "progress": spec.progress if spec.workers == 1 else False,
                 }
                 cfg = resolve_config(overrides, spec.config_file)
-                run_dir = Path(spec.out) / "runs" / dataset_slug(ds) / cfg.method_label / f"seed-{seed}"
+                run_dir = Path(spec.out) / "runs" / cfg.dataset_label / cfg.method_label / f"seed-{seed}"
                 out.append((cfg, run_dir))
     return out
 

@@ -50,6 +50,7 @@ class RunConfig:
     early_stop_patience: int | None = None
     val_fraction: float = 0.1  # the authors' 90/10 split of the training set
     train_subset: int | None = None  # keep at most this many training samples (stratified)
+    imbalance: float | None = None  # sub-population shift: long-tailed training set, n_max/n_min
 
     # Baseline losses (pytorch-metric-learning). None: PML's default for that loss.
     margin: float | None = None
@@ -82,11 +83,25 @@ class RunConfig:
             raise ConfigError("--val-fraction must be between 0 and 1 (exclusive)")
         if self.lr <= 0 or self.gemini_lr <= 0:
             raise ConfigError("learning rates must be positive")
+        if self.imbalance is not None and self.imbalance < 1:
+            raise ConfigError("--imbalance must be at least 1 (the ratio of largest to smallest class)")
         if self.mdr < 0:
             raise ConfigError("--mdr (λ) must be non-negative")
         if self.gemini_inputs not in ("standardize", "raw255"):
             raise ConfigError("--gemini-inputs must be 'standardize' or 'raw255'")
         return self
+
+    @property
+    def dataset_label(self) -> str:
+        """``fashion-mnist``, ``fashion-mnist-imb10`` ...: the data set as tables name it."""
+        from pathlib import Path
+
+        name = self.dataset
+        if "/" in name:
+            name = Path(name.rstrip("/")).name
+            for ext in (".tar.gz", ".tgz", ".tar"):
+                name = name.removesuffix(ext)
+        return f"{name}-imb{self.imbalance:g}" if self.imbalance else name
 
     @property
     def method_label(self) -> str:

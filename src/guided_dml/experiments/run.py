@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..data import ArrayDataset, load_dataset, stratified_split
+from ..data.shifts import imbalanced_subset
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
 from ..models.embedding import channel_stats
@@ -67,6 +68,9 @@ def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) 
     if splits is None:
         splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     train_full, test = splits["train"], splits["test"]
+    if cfg.imbalance:
+        # Sub-population shift: a long-tailed training set, the balanced test set untouched.
+        train_full = train_full.subset(imbalanced_subset(train_full.labels, cfg.imbalance, seed=cfg.seed))
     if cfg.train_subset is not None and cfg.train_subset < len(train_full):
         keep_frac = cfg.train_subset / len(train_full)
         _, keep = stratified_split(train_full.labels, keep_frac, seed=cfg.seed)
@@ -151,7 +155,7 @@ def run_experiment(
     mean, std = channel_stats(data.train.images)
     phases: dict[str, list[dict[str, Any]]] = {}
     write_history = _history_writer(run_dir, phases)
-    name = f"{cfg.method_label} on {cfg.dataset}"
+    name = f"{cfg.method_label} on {cfg.dataset_label}"
 
     # ---- Algorithm 1: the GEMINI teacher and its targets (G-DML only)
     if cfg.method == "gdml":
@@ -213,14 +217,14 @@ def run_experiment(
     )
     (run_dir / "embeddings.tmp.npz").replace(run_dir / "embeddings.npz")
     plot_embedding(test_emb.numpy(), data.test.labels.numpy(), data.test.classes,
-                   run_dir / "embedding.png", title=f"{cfg.method_label} — {cfg.dataset} (test)")
+                   run_dir / "embedding.png", title=f"{cfg.method_label} — {cfg.dataset_label} (test)")
     plot_history([{"phase": p, **r} for p, h in phases.items() for r in h],
                  run_dir / "curves.png", title=name)
 
     out = {
         **{k: float(v) for k, v in metrics.items()},
         "method": cfg.method_label,
-        "dataset": cfg.dataset,
+        "dataset": cfg.dataset_label,
         "seed": cfg.seed,
         "config_hash": cfg.hash(),
         "best_epoch": result.best_epoch + 1,
@@ -262,8 +266,16 @@ def _teacher_phase(
     teacher = build_teacher(cfg, num_classes, input_shape, mean, std)
     train_source = TripletBatches(data.train.images, data.train.labels, cfg.gemini_batch,
                                   redraw=cfg.gemini_redraw, seed=cfg.seed)
-    val_source = TripletBatches(data.val.images, data.val.labels, cfg.gemini_batch,
-                                redraw=False, seed=cfg.seed)
+    val_counts = torch.bincount(data.val.labels, minlength=num_classes)
+    if int(val_counts.min()) >= 2:
+        val_source: TripletBatches | None = TripletBatches(
+            data.val.images, data.val.labels, cfg.gemini_batch, redraw=False, seed=cfg.seed)
+    else:
+        # A rare class (long-tailed or tiny data) has < 2 validation samples: no validation
+        # triplet can be formed for it, so GEMINI is monitored on its training loss instead.
+        log.warning("GEMINI: a class has fewer than 2 validation samples; "
+                    "monitoring the training loss instead of a validation loss")
+        val_source = None
     loss_fn = gemini_loss(cfg)
     phases["teacher"] = []
     trainer = Trainer(

@@ -59,28 +59,30 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
         raise ConfigError("--seeds must be at least 1")
     threads = max(1, (os.cpu_count() or 1) // max(1, spec.workers))
     variants: list[tuple[str, float]] = [(m, 0.0) for m in spec.methods]
-    if spec.mdr:
-        variants += [(m, spec.mdr) for m in spec.methods if m in spec.mdr_methods]
-    out = []
+    mdr_variants = [(m, spec.mdr) for m in spec.methods if spec.mdr and m in spec.mdr_methods]
     datasets = [(ds, None) for ds in spec.datasets]
     datasets += [(ds, r) for ds in spec.datasets for r in spec.imbalance]
-    for ds, ratio in datasets:
-        for method, lam in variants:
-            for seed in range(spec.seeds):
-                overrides = {
-                    **spec.overrides,
-                    "dataset": ds,
-                    "imbalance": ratio,
-                    "method": method,
-                    "seed": seed,
-                    "mdr": lam,
-                    "preset": spec.preset,
-                    "threads": spec.overrides.get("threads") or threads,
-                    "progress": spec.progress if spec.workers == 1 else False,
-                }
-                cfg = resolve_config(overrides, spec.config_file)
-                run_dir = Path(spec.out) / "runs" / cfg.dataset_label / cfg.method_label / f"seed-{seed}"
-                out.append((cfg, run_dir))
+    out = []
+    # Order: plain methods before MDR variants, and seed by seed, so that a grid cut short
+    # (2-core machines, long runs) already compares every method on every data set.
+    for group in (variants, mdr_variants):
+        for seed in range(spec.seeds):
+            for ds, ratio in datasets:
+                for method, lam in group:
+                    overrides = {
+                        **spec.overrides,
+                        "dataset": ds,
+                        "imbalance": ratio,
+                        "method": method,
+                        "seed": seed,
+                        "mdr": lam,
+                        "preset": spec.preset,
+                        "threads": spec.overrides.get("threads") or threads,
+                        "progress": spec.progress if spec.workers == 1 else False,
+                    }
+                    cfg = resolve_config(overrides, spec.config_file)
+                    run_dir = Path(spec.out) / "runs" / cfg.dataset_label / cfg.method_label / f"seed-{seed}"
+                    out.append((cfg, run_dir))
     return out
 
 

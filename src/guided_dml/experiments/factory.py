@@ -103,7 +103,8 @@ def student_optim(cfg: RunConfig) -> OptimConfig:
 
 
 def teacher_optim(cfg: RunConfig) -> OptimConfig:
-    # Algorithm 1 as the authors run it: plain SGD, constant lr, no decay, no clipping.
+    # Algorithm 1 as the authors run it: plain SGD, constant lr, no decay, no clipping; the
+    # last epoch is kept unless per-epoch validation was asked for.
     return OptimConfig(
         epochs=cfg.gemini_epochs,
         lr=cfg.gemini_lr,
@@ -111,6 +112,7 @@ def teacher_optim(cfg: RunConfig) -> OptimConfig:
         weight_decay=0.0,
         clip_value=None,
         plateau_factor=None,
+        select_best=cfg.gemini_validate,
     )
 
 

@@ -266,16 +266,18 @@ def _teacher_phase(
     teacher = build_teacher(cfg, num_classes, input_shape, mean, std)
     train_source = TripletBatches(data.train.images, data.train.labels, cfg.gemini_batch,
                                   redraw=cfg.gemini_redraw, seed=cfg.seed)
-    val_counts = torch.bincount(data.val.labels, minlength=num_classes)
-    if int(val_counts.min()) >= 2:
-        val_source: TripletBatches | None = TripletBatches(
-            data.val.images, data.val.labels, cfg.gemini_batch, redraw=False, seed=cfg.seed)
-    else:
-        # A rare class (long-tailed or tiny data) has < 2 validation samples: no validation
-        # triplet can be formed for it, so GEMINI is monitored on its training loss instead.
-        log.warning("GEMINI: a class has fewer than 2 validation samples; "
-                    "monitoring the training loss instead of a validation loss")
-        val_source = None
+    # The authors train GEMINI for a fixed number of epochs and keep the last one; the student's
+    # validation loss (on GEMINI's targets of the validation split) still guards the pipeline.
+    val_source: TripletBatches | None = None
+    if cfg.gemini_validate:
+        if int(torch.bincount(data.val.labels, minlength=num_classes).min()) >= 2:
+            val_source = TripletBatches(data.val.images, data.val.labels, cfg.gemini_batch,
+                                        redraw=False, seed=cfg.seed)
+        else:
+            # A rare class (long-tailed or tiny data) has < 2 validation samples: no triplet
+            # can be formed for it, so GEMINI is monitored on its training loss instead.
+            log.warning("GEMINI: a class has fewer than 2 validation samples; "
+                        "monitoring the training loss instead of a validation loss")
     loss_fn = gemini_loss(cfg)
     phases["teacher"] = []
     trainer = Trainer(

@@ -1,0 +1,179 @@
+"""The one ``evaluate()``: every number the paper's tables report, from embeddings and labels.
+
+Protocol (G-DML paper, Section "Evaluation"; metric definitions from K. Musgrave, S. Belongie,
+S.-N. Lim, "A Metric Learning Reality Check", ECCV 2020, https://arxiv.org/abs/2003.08505):
+
+* with a ``reference`` (the paper: test queries, training reference), every query is searched in
+  the reference;
+* without one, every query is searched among the other queries (leave-one-out: the query's own
+  index is excluded; an exact duplicate of it at another index is a neighbour at distance 0).
+
+Neighbours are ordered by float32 squared Euclidean distance, ties broken by the smaller
+reference index; this is faiss ``IndexFlatL2``'s order, so the retrieval metrics equal
+pytorch-metric-learning's ``AccuracyCalculator(k="max_bin_count")`` (see :mod:`.knn`).
+
+Which queries count:
+
+* ``precision@1``, ``recall@k``, ``r_precision`` and ``map@r`` average over the queries whose label
+  has at least one reference item (in leave-one-out: at least one *other* item). A query of an
+  absent class has ``R = 0`` and no possible hit; pytorch-metric-learning leaves such "lone"
+  queries out of the averages too.
+* ``recall@1`` and ``f1`` score the 1-NN classifier on *all* queries (a query of an absent class
+  is simply misclassified).
+* ``nmi`` clusters all query embeddings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from guided_dml.errors import DataError
+from guided_dml.evaluation.knn import (
+    DEFAULT_MEMORY_BUDGET_MB,
+    ArrayLike,
+    Backend,
+    as_embeddings,
+    knn,
+    resolve_backend,
+)
+from guided_dml.evaluation.metrics import (
+    classifier_scores,
+    mean_over_queries,
+    nmi,
+    precision_at_1,
+    recall_at_k,
+)
+from guided_dml.evaluation.ranking import rank_queries
+
+METRIC_KEYS: tuple[str, ...] = (
+    "precision@1",
+    "recall@1",
+    "f1",
+    "recall@2",
+    "recall@4",
+    "recall@8",
+    "r_precision",
+    "map@r",
+    "nmi",
+)
+RECALL_AT: tuple[int, ...] = (2, 4, 8)  # recall@1 is the 1-NN classifier's macro recall instead
+
+
+def _as_labels(labels: ArrayLike | None, name: str, n: int) -> np.ndarray:
+    """Labels as a 1-D numpy array of length ``n`` (any dtype ``np.unique`` can sort)."""
+    if labels is None:
+        raise DataError(f"{name} is missing")
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    arr = np.asarray(labels)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be one label per row, got shape {arr.shape}")
+    if len(arr) != n:
+        raise DataError(f"{name} has {len(arr)} entries but the embeddings have {n} rows")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError(f"{name} contains NaN or inf")
+    return arr
+
+
+def evaluate(
+    query: ArrayLike,
+    query_labels: ArrayLike,
+    reference: ArrayLike | None = None,
+    reference_labels: ArrayLike | None = None,
+    *,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    backend: Backend = "auto",
+    seed: int = 0,
+) -> dict[str, float]:
+    """Retrieval, 1-NN classification and clustering scores of embeddings.
+
+    Args:
+        query: ``(Q, d)`` embeddings, numpy array or torch tensor (any device; cast to float32).
+        query_labels: ``(Q,)`` labels (integers, or anything ``np.unique`` can sort).
+        reference: ``(N, d)`` embeddings to search in; ``None`` for leave-one-out on the queries.
+        reference_labels: ``(N,)`` labels; given exactly when ``reference`` is.
+        memory_budget_mb: working memory for chunks of the query x reference distances.
+        backend: k-NN engine for ``precision@1``, ``recall@k`` and the 1-NN classifier.
+            ``"auto"`` / ``"torch"``: the neighbours found by the exact ranking pass that
+            computes R-Precision and MAP@R (same distances as ``knn(backend="torch")``, no second
+            pass). ``"faiss"``: a faiss ``IndexFlatL2`` search, bit-identical to
+            pytorch-metric-learning's k-NN (float32 rounding of near-ties differs from ours).
+        seed: k-means seed for ``nmi``.
+
+    Returns:
+        ``{"precision@1", "recall@1", "f1", "recall@2", "recall@4", "recall@8", "r_precision",
+        "map@r", "nmi"}``, each a float in ``[0, 1]``. ``recall@k`` with ``k`` above the number of
+        reference items uses all of them.
+
+    Raises:
+        DataError: empty or non-finite embeddings, mismatched lengths or dimensions, fewer than
+            two points in leave-one-out, or no query label present in the reference.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.0, 5.1]])
+        >>> evaluate(x, np.array([0, 0, 1, 1]))["map@r"]
+        1.0
+    """
+    q = as_embeddings(query, "query")
+    resolve_backend(backend, q.shape[1])  # ConfigError for an unknown or missing backend
+    q_labels = _as_labels(query_labels, "query_labels", len(q))
+    leave_one_out = reference is None
+    if leave_one_out:
+        if reference_labels is not None:
+            raise DataError("reference_labels given without reference embeddings")
+        ref, r_labels = q, q_labels
+        if len(q) < 2:
+            raise DataError("leave-one-out evaluation needs at least 2 queries, got 1")
+    else:
+        ref = as_embeddings(reference, "reference")
+        r_labels = _as_labels(reference_labels, "reference_labels", len(ref))
+        if ref.shape[1] != q.shape[1]:
+            raise DataError(f"query and reference dimensions differ: {q.shape[1]} vs {ref.shape[1]}")
+
+    # Dense int32 class ids shared by query and reference: (Q,), (N,).
+    try:
+        _, ids = np.unique(np.concatenate([q_labels, r_labels]), return_inverse=True)
+    except TypeError as exc:
+        raise DataError(f"labels cannot be compared with each other: {exc}") from exc
+    q_ids = ids[: len(q)].astype(np.int32)
+    r_ids = q_ids if leave_one_out else ids[len(q) :].astype(np.int32)
+
+    k_top = min(max(RECALL_AT), len(ref) - int(leave_one_out))
+    ranking = rank_queries(
+        q, q_ids, ref, r_ids, exclude_self=leave_one_out, k_top=k_top, memory_budget_mb=memory_budget_mb
+    )
+    ranked = ranking.n_relevant > 0  # (Q,) queries with at least one possible hit
+    if not ranked.any():
+        raise DataError(
+            "no query label occurs in the reference (in leave-one-out: every class has a single "
+            "sample), so no retrieval metric is defined"
+        )
+    if backend == "faiss":
+        _, neighbours = knn(
+            q,
+            None if leave_one_out else ref,
+            k_top,
+            exclude_self=leave_one_out,
+            memory_budget_mb=memory_budget_mb,
+            backend="faiss",
+        )
+    else:
+        neighbours = ranking.neighbours  # (Q, k_top), same order and tie rule as knn(torch)
+    neighbour_labels = r_ids[neighbours]  # (Q, k_top)
+
+    recall_1nn, f1 = classifier_scores(q_ids, neighbour_labels[:, 0])
+    retrieved, labels = neighbour_labels[ranked], q_ids[ranked]
+    results = {
+        "precision@1": precision_at_1(retrieved, labels),
+        "recall@1": recall_1nn,
+        "f1": f1,
+        **{f"recall@{k}": recall_at_k(retrieved, labels, k) for k in RECALL_AT},
+        "r_precision": mean_over_queries(ranking.r_precision[ranked]),
+        "map@r": mean_over_queries(ranking.map_at_r[ranked]),
+        "nmi": nmi(q, q_ids, seed=seed),
+    }
+    return {key: results[key] for key in METRIC_KEYS}

@@ -25,6 +25,7 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--stem", str, "resnet18 stem: cifar (authors) | imagenet (15x cheaper)"),
     ("--pretrained", str, "torchvision resnet18 state-dict file to start from"),
     ("--val-fraction", float, "validation share of the training set"),
+    ("--select-on", str, "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss"),
     ("--train-subset", int, "use at most this many training samples (stratified)"),
     ("--imbalance", float, "long-tailed training set with this max/min class ratio"),
     ("--early-stop-patience", int, "stop after this many epochs without improvement"),
@@ -35,6 +36,7 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--gemini-beta", float, "β of Eq. 5"),
     ("--gemini-margin", float, "margin m of Eq. 5"),
     ("--gemini-batch", int, "triplets per class pair (B)"),
+    ("--target-scaling", str, "none (default) | standardize: scaling of GEMINI targets"),
     ("--threads", int, "torch threads"),
 ]
 

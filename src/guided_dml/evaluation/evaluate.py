@@ -40,9 +40,11 @@ from guided_dml.evaluation.knn import (
 from guided_dml.evaluation.metrics import (
     classifier_scores,
     mean_over_queries,
-    nmi,
     precision_at_1,
     recall_at_k,
+)
+from guided_dml.evaluation.metrics import (
+    nmi as nmi_score,
 )
 from guided_dml.evaluation.ranking import rank_queries
 
@@ -87,6 +89,7 @@ def evaluate(
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     backend: Backend = "auto",
     seed: int = 0,
+    nmi: bool = True,
 ) -> dict[str, float]:
     """Retrieval, 1-NN classification and clustering scores of embeddings.
 
@@ -102,6 +105,8 @@ def evaluate(
             pass). ``"faiss"``: a faiss ``IndexFlatL2`` search, bit-identical to
             pytorch-metric-learning's k-NN (float32 rounding of near-ties differs from ours).
         seed: k-means seed for ``nmi``.
+        nmi: compute NMI (k-means, the slowest part on small inputs); ``False`` leaves the key
+            out, e.g. for per-epoch model selection.
 
     Returns:
         ``{"precision@1", "recall@1", "f1", "recall@2", "recall@4", "recall@8", "r_precision",
@@ -118,6 +123,28 @@ def evaluate(
         >>> evaluate(x, np.array([0, 0, 1, 1]))["map@r"]
         1.0
     """
+    # numba's parallel kernels and threadpoolctl set the OpenMP thread count that torch shares;
+    # restore torch's setting so that evaluating (e.g. for model selection between epochs)
+    # never changes how training computes afterwards (thread count changes summation order).
+    torch_threads = torch.get_num_threads()
+    try:
+        return _evaluate(query, query_labels, reference, reference_labels,
+                         memory_budget_mb=memory_budget_mb, backend=backend, seed=seed, nmi=nmi)
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _evaluate(
+    query: ArrayLike,
+    query_labels: ArrayLike,
+    reference: ArrayLike | None,
+    reference_labels: ArrayLike | None,
+    *,
+    memory_budget_mb: float,
+    backend: Backend,
+    seed: int,
+    nmi: bool,
+) -> dict[str, float]:
     q = as_embeddings(query, "query")
     resolve_backend(backend, q.shape[1])  # ConfigError for an unknown or missing backend
     q_labels = _as_labels(query_labels, "query_labels", len(q))
@@ -174,6 +201,7 @@ def evaluate(
         **{f"recall@{k}": recall_at_k(retrieved, labels, k) for k in RECALL_AT},
         "r_precision": mean_over_queries(ranking.r_precision[ranked]),
         "map@r": mean_over_queries(ranking.map_at_r[ranked]),
-        "nmi": nmi(q, q_ids, seed=seed),
     }
-    return {key: results[key] for key in METRIC_KEYS}
+    if nmi:
+        results["nmi"] = nmi_score(q, q_ids, seed=seed)
+    return {key: results[key] for key in METRIC_KEYS if key in results}

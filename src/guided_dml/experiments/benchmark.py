@@ -93,6 +93,7 @@ def _run_one(cfg_dict: dict[str, Any], run_dir: str, shift: bool,
 
     cfg = RunConfig(**cfg_dict)
     try:
+        _set_aside_stale(Path(run_dir), cfg)
         metrics = run_experiment(cfg, run_dir, resume=True)
         if shift:
             from .shift_runner import shift_for_run
@@ -104,6 +105,25 @@ def _run_one(cfg_dict: dict[str, Any], run_dir: str, shift: bool,
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "error.txt").write_text(traceback.format_exc())
         return {"ok": False, "run_dir": run_dir, "error": f"{type(e).__name__}: {e}"}
+
+
+def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:
+    """A run folder of other settings (an edited preset) is renamed, never mixed or deleted."""
+    cfg_file = run_dir / "config.json"
+    if not cfg_file.is_file():
+        return
+    try:
+        old = json.loads(cfg_file.read_text()).get("hash")
+    except ValueError:
+        old = "unreadable"
+    if old != cfg.hash():
+        stale = run_dir.with_name(f"{run_dir.name}.stale-{old}")
+        log.warning("settings changed for %s: moving the old run to %s", run_dir, stale.name)
+        if stale.exists():
+            import shutil
+
+            shutil.rmtree(stale)
+        run_dir.rename(stale)
 
 
 def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:

@@ -44,7 +44,17 @@ def build_student(
         if name != "resnet18":
             raise ConfigError("--pretrained takes a torchvision resnet18 file; use --backbone resnet18")
         load_pretrained(backbone, cfg.pretrained)
-    return EmbeddingNet(backbone, mean, std)
+    return EmbeddingNet(backbone, mean, std, l2_normalize=loss_normalizes(cfg))
+
+
+def loss_normalizes(cfg: RunConfig) -> bool:
+    """Whether the method's loss compares L2-normalised embeddings (PML's default geometry)."""
+    if cfg.method == "gdml":
+        return False  # regression onto GEMINI's coordinates: the scale is the point
+    if cfg.normalize_embeddings is not None:
+        return cfg.normalize_embeddings
+    loss = build_metric_loss(cfg.method)
+    return bool(getattr(getattr(loss, "distance", None), "normalize_embeddings", False))
 
 
 def build_teacher(

@@ -147,6 +147,10 @@ def run_experiment(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    # Flush denormals to zero from the start. Some libraries set this CPU flag when they are
+    # first loaded (faiss, numba kernels built with fast-math), which would make a resumed run
+    # differ from an uninterrupted one in the 7th digit; fixing it here makes runs repeatable.
+    torch.set_flush_denormal(True)
     torch.manual_seed(cfg.seed)
     t_start = time.perf_counter()
 
@@ -161,6 +165,10 @@ def run_experiment(
     if cfg.method == "gdml":
         train_t, val_t = _teacher_phase(cfg, data, input_shape, mean, std, run_dir, phases,
                                         write_history, resume, name)
+        if cfg.target_scaling == "standardize":
+            centre = train_t.mean(dim=0)
+            scale = (train_t - centre).pow(2).mean().sqrt().clamp_min(1e-8)  # one scalar: isotropic
+            train_t, val_t = (train_t - centre) / scale, (val_t - centre) / scale
         train_source = ArrayBatches(data.train.images, train_t, cfg.batch_size,
                                     augment=random_crop_flip if cfg.augment else None)
         val_source = ArrayBatches(data.val.images, val_t, 512, shuffle=False, drop_last=False)
@@ -183,11 +191,17 @@ def run_experiment(
             return loss_fn(emb, target, miner(emb, target))
         return loss_fn(emb, target)
 
+    def val_score() -> float:
+        # Leave-one-out retrieval among the validation embeddings: the same criterion for
+        # every method, whatever the scale or reducer of its loss.
+        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[cfg.select_on]
+
     phases["student"] = []
     trainer = Trainer(
         model=model, loss_fn=loss_fn, step=step, train_batches=train_source,
         val_batches=val_source, config=student_optim(cfg), seed=cfg.seed, name=name,
         checkpoint_path=run_dir / "student.ckpt", progress=cfg.progress,
+        val_score=None if cfg.select_on == "loss" else val_score,
     )
     trainer.on_epoch = lambda rec: (phases.__setitem__("student", trainer.result.history),
                                     write_history())

@@ -28,15 +28,26 @@ class Standardize(nn.Module):
 
 
 class EmbeddingNet(nn.Module):
-    """``backbone(standardize(x))``: maps ``(N, C, H, W)`` in [0, 1] (or ``(N, F)``) to ``(N, d)``."""
+    """``backbone(standardize(x))``: maps ``(N, C, H, W)`` in [0, 1] (or ``(N, F)``) to ``(N, d)``.
 
-    def __init__(self, backbone: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+    ``l2_normalize``: unit-length outputs. Set when the training loss measures distances between
+    L2-normalised embeddings (pytorch-metric-learning's default), so that retrieval uses the
+    geometry the loss optimised; the raw norm is then unconstrained noise.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, mean: torch.Tensor, std: torch.Tensor, l2_normalize: bool = False
+    ) -> None:
         super().__init__()
         self.standardize = Standardize(mean, std)
         self.backbone = backbone
+        self.l2_normalize = l2_normalize
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.standardize(x))
+        out = self.backbone(self.standardize(x))
+        if self.l2_normalize:
+            out = torch.nn.functional.normalize(out, dim=1)
+        return out
 
 
 def channel_stats(images: torch.Tensor, max_samples: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:

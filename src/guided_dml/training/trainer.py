@@ -5,8 +5,12 @@ batch source for training and one for validation, and the optimisation settings.
 what every method in the paper's protocol shares (METHODS.md §1.3–1.4, §4):
 
 * SGD with weight decay and gradient clipping by value;
-* ReduceLROnPlateau on the validation loss, the best epoch chosen on the validation split
-  (never the test set), early stop after ``early_stop_patience`` epochs without improvement;
+* ReduceLROnPlateau on a validation criterion, the best epoch chosen on the validation split
+  (never the test set), early stop after ``early_stop_patience`` epochs without improvement.
+  The criterion is the validation loss, or a validation score (higher is better, e.g. MAP@R
+  of the validation embeddings) when ``val_score`` is given: losses averaged over their
+  non-zero terms (PML's default reducer) *rise* as training succeeds, so their validation
+  loss cannot rank epochs, while a retrieval score ranks every method the same way;
 * a checkpoint after every epoch (write-then-rename), so a killed run loses at most one epoch,
   and resume from it that reproduces an uninterrupted run exactly (the batches of epoch ``e``
   come from a generator seeded by ``(seed, e)``, not from a global RNG state);
@@ -87,6 +91,9 @@ class Trainer:
         checkpoint_path: where the per-epoch checkpoint lives (``None``: none).
         progress: progress bars; ``None`` shows them only on a terminal.
         on_epoch: called with each epoch's record (used for logging to files).
+        num_batches: batches per epoch, for the progress bar (default: ``len(train_batches)``).
+        val_score: validation score, higher is better; when given it replaces the validation
+            loss as the criterion of the scheduler, best-epoch selection and early stop.
     """
 
     def __init__(
@@ -104,6 +111,7 @@ class Trainer:
         progress: bool | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         num_batches: int | None = None,
+        val_score: Callable[[], float] | None = None,
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
@@ -116,6 +124,7 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.progress = _progress_enabled(progress)
         self.on_epoch = on_epoch
+        self.val_score = val_score
         self.num_batches = num_batches if num_batches is not None else _safe_len(train_batches)
         loss_params = [p for p in loss_fn.parameters() if p.requires_grad]
         groups: list[dict[str, Any]] = [
@@ -264,7 +273,18 @@ class Trainer:
                     f"{self.name}: the validation loss became {val_loss} in epoch {epoch + 1}; "
                     "try a lower --lr or another --seed"
                 )
-            monitored = val_loss if self.val_batches is not None else train_loss
+            record_score: dict[str, float] = {}
+            if self.val_score is not None:
+                score = float(self.val_score())
+                record_score["val_score"] = score
+                monitored = -score
+            else:
+                monitored = val_loss if self.val_batches is not None else train_loss
+            if not math.isfinite(monitored):
+                raise TrainingError(
+                    f"{self.name}: the validation criterion became {monitored} in epoch "
+                    f"{epoch + 1}; try a lower --lr or another --seed"
+                )
             if self.scheduler is not None:
                 self.scheduler.step(monitored)
             improved = monitored < self.result.best_val_loss
@@ -277,6 +297,7 @@ class Trainer:
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
                 "val_loss": val_loss,
+                **record_score,
                 "lr": lr,
                 "seconds": time.perf_counter() - t0,
             }

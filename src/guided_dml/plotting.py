@@ -97,9 +97,16 @@ def plot_history(history: Sequence[dict], path: str | Path, title: str | None = 
         rows = [h for h in history if h.get("phase", "train") == phase]
         ep = [h["epoch"] for h in rows]
         ax.plot(ep, [h["train_loss"] for h in rows], "o-", label="train")
-        val = [h["val_loss"] for h in rows]
+        val = [np.nan if h.get("val_loss") is None else h["val_loss"] for h in rows]
         if any(np.isfinite(v) for v in val):
             ax.plot(ep, val, "s--", label="validation")
+        scores = [h.get("val_score") for h in rows]
+        if any(v is not None for v in scores):
+            # The selection criterion (validation MAP@R by default) on a second axis.
+            ax2 = ax.twinx()
+            ax2.plot(ep, [np.nan if v is None else v for v in scores], "^:", color="tab:green",
+                     label="validation score")
+            ax2.set_ylabel("validation score", color="tab:green")
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title(phase)

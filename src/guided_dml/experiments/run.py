@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -86,14 +87,19 @@ def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) 
 
 def _history_writer(run_dir: Path, phases: dict[str, list[dict[str, Any]]]):
     def write(_record: dict[str, Any] | None = None) -> None:
+        # NaN (no validation loss) is written as null: NaN is not valid JSON for other tools.
         lines = [
-            json.dumps({"phase": phase, **rec})
+            json.dumps({"phase": phase, **{k: _json_number(v) for k, v in rec.items()}})
             for phase, hist in phases.items()
             for rec in hist
         ]
         save_bytes(("\n".join(lines) + "\n").encode() if lines else b"", run_dir / "history.jsonl")
 
     return write
+
+
+def _json_number(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool) -> None:

@@ -22,3 +22,7 @@ class ConfigError(GdmlError):
 
 class TrainingError(GdmlError):
     """A run that cannot go on (NaN loss, unrecoverable checkpoint, ...)."""
+
+
+class OutputError(GdmlError):
+    """An output file that must not or cannot be written (it exists, the disk is full, ...)."""

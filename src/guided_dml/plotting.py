@@ -5,6 +5,7 @@ Plotting reads arrays and files only; it never imports training code.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +68,18 @@ def draw_embedding(
     return handles
 
 
+def _embedding_figure(
+    embeddings: np.ndarray, labels: np.ndarray, classes: Sequence[str], title: str | None
+) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
+    handles = draw_embedding(ax, embeddings, labels, classes, title)
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+              markerscale=max(1.0, 6.0 / handles[0].get_sizes()[0] ** 0.5) if handles else 1.0,
+              frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def plot_embedding(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -75,17 +88,23 @@ def plot_embedding(
     title: str | None = None,
 ) -> Path:
     """One 2-D map coloured by class with a legend of class names, saved as PNG."""
-    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
-    handles = draw_embedding(ax, embeddings, labels, classes, title)
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
-              markerscale=max(1.0, 6.0 / handles[0].get_sizes()[0] ** 0.5) if handles else 1.0,
-              frameon=False)
-    fig.tight_layout()
+    fig = _embedding_figure(embeddings, labels, classes, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def embedding_png(
+    embeddings: np.ndarray, labels: np.ndarray, classes: Sequence[str], title: str | None = None
+) -> bytes:
+    """The figure of :func:`plot_embedding` as PNG bytes, for callers that write files atomically."""
+    fig = _embedding_figure(embeddings, labels, classes, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def plot_history(history: Sequence[dict], path: str | Path, title: str | None = None) -> Path:

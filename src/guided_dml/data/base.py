@@ -20,6 +20,8 @@ class ArrayDataset:
         labels: ``int64 (N,)`` class indices in ``[0, len(classes))``.
         classes: class names; ``classes[k]`` names label ``k``.
         name: data set name and split, for messages and reports (e.g. ``"mnist/train"``).
+        paths: the file each sample was read from, relative to the data set's root
+            (``"train/cat/0001.jpg"``), for image folders; ``None`` for other sources.
 
     Examples:
         >>> ds = ArrayDataset(torch.zeros(4, 1, 8, 8, dtype=torch.uint8),
@@ -32,6 +34,7 @@ class ArrayDataset:
     labels: torch.Tensor
     classes: list[str]
     name: str
+    paths: list[str] | None = None
 
     def __post_init__(self) -> None:
         where = f"data set {self.name!r}"
@@ -56,6 +59,8 @@ class ArrayDataset:
             )
         if len(self.labels) != len(self.images):
             raise DataError(f"{where}: {len(self.images)} images but {len(self.labels)} labels")
+        if self.paths is not None and len(self.paths) != len(self.labels):
+            raise DataError(f"{where}: {len(self.labels)} samples but {len(self.paths)} file paths")
         self.classes = [str(c) for c in self.classes]
         if not self.classes:
             raise DataError(f"{where}: the class list is empty")
@@ -109,4 +114,7 @@ class ArrayDataset:
         index = index.long().flatten()
         if len(index) and (int(index.min()) < -len(self) or int(index.max()) >= len(self)):
             raise DataError(f"data set {self.name!r}: subset index out of range for {len(self)} samples")
-        return ArrayDataset(self.images[index], self.labels[index], list(self.classes), self.name)
+        paths = None if self.paths is None else [self.paths[i] for i in index.tolist()]
+        return ArrayDataset(
+            self.images[index], self.labels[index], list(self.classes), self.name, paths=paths
+        )

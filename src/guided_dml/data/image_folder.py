@@ -52,6 +52,9 @@ OUTPUT_MODES = ("L", "LA", "RGB", "RGBA")  # 8-bit modes an image tensor can hol
 _MIN_PARALLEL = 512  # below this many images, starting worker processes costs more than it saves
 _SHOW_ERRORS = 5  # unreadable files named in a message
 
+# One split in memory: uint8 (N, C, H, W) images, int64 (N,) labels, (N,) file paths or None.
+_Split = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
 
 @dataclass(frozen=True)
 class _Entry:
@@ -334,16 +337,22 @@ def _cache_path(path: Path, is_archive: bool, options: dict[str, Any], cache_dir
     return cache_dir / f"{stem}-{digest}.npz"
 
 
-def _read_cache(
-    file: Path,
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], list[str]] | None:
+def _read_cache(file: Path) -> tuple[dict[str, _Split], list[str], list[str]] | None:
     """Splits, classes and skipped files from a cache file, or None if absent or unusable."""
     if not file.is_file():
         return None
     try:
         with np.load(file, allow_pickle=False) as z:
             splits = [str(s) for s in z["splits"]]
-            data = {s: (z[f"images__{s}"], z[f"labels__{s}"]) for s in splits}
+            # Caches written before file names were recorded have no paths__ arrays: None.
+            data = {
+                s: (
+                    z[f"images__{s}"],
+                    z[f"labels__{s}"],
+                    z[f"paths__{s}"] if f"paths__{s}" in z.files else None,
+                )
+                for s in splits
+            }
             return data, [str(c) for c in z["classes"]], [str(s) for s in z["skipped"]]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         warnings.warn(f"ignoring unreadable cache file {file} ({exc}); decoding again", stacklevel=3)
@@ -352,7 +361,7 @@ def _read_cache(
 
 def _write_cache(
     file: Path,
-    data: dict[str, tuple[np.ndarray, np.ndarray]],
+    data: dict[str, _Split],
     classes: list[str],
     skipped: list[str],
 ) -> None:
@@ -362,9 +371,11 @@ def _write_cache(
         "classes": np.array(classes, dtype=str),
         "skipped": np.array(skipped, dtype=str),
     }
-    for split, (images, labels) in data.items():
+    for split, (images, labels, paths) in data.items():
         arrays[f"images__{split}"] = images
         arrays[f"labels__{split}"] = labels
+        if paths is not None:
+            arrays[f"paths__{split}"] = paths
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=file.name + ".", suffix=".tmp", dir=file.parent)
@@ -523,6 +534,9 @@ def load_image_folder(
     _report_unreadable(bad, root, on_error)
     ok = np.array([err is None for err in errors], dtype=bool)
     keys = [k for k, good_one in zip(keys, ok, strict=True) if good_one]
+    # Each image's path inside the layout root, e.g. "train/cat/0001.jpg": what `gdml search`
+    # shows for a neighbour.
+    rels = np.array([e.rel for e, good_one in zip(entries, ok, strict=True) if good_one], dtype=str)
     if not keys:
         raise DataError(f"none of the images in {root} could be read")
 
@@ -531,41 +545,42 @@ def load_image_folder(
     labels = np.array([class_index[cls] for _, cls in keys], dtype=np.int64)
     images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
 
-    data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    data: dict[str, _Split] = {}
     if has_splits:
         mapping = _split_names({s for s, _ in keys if s is not None}, root)
         split_of = np.array([mapping[s] for s, _ in keys if s is not None])
         for split in sorted(set(mapping.values()), key=lambda s: (s != "train", s != "test", s)):
             mask = split_of == split
-            data[split] = (images[mask], labels[mask])
+            data[split] = (images[mask], labels[mask], rels[mask])
         if "test" not in data:  # only a train folder: carve out the test part
-            data["train"], data["test"] = _carve(*data["train"], test_fraction, seed)
+            data["train"], data["test"] = _carve(data["train"], test_fraction, seed)
     else:
-        data["train"], data["test"] = _carve(images, labels, test_fraction, seed)
+        data["train"], data["test"] = _carve((images, labels, rels), test_fraction, seed)
 
     if cache_file is not None:
         _write_cache(cache_file, data, classes, [f"{rel} ({msg})" for rel, msg in bad])
     return _to_datasets(data, classes, name)
 
 
-def _carve(
-    images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Deterministic stratified train/test split of one set of arrays."""
+def _carve(split: _Split, test_fraction: float, seed: int) -> tuple[_Split, _Split]:
+    """Deterministic stratified train/test split of one split's arrays."""
+    images, labels, paths = split
     train_idx, test_idx = stratified_split(labels, test_fraction, seed)
     tr, te = train_idx.numpy(), test_idx.numpy()
-    return (images[tr], labels[tr]), (images[te], labels[te])
+    return (
+        (images[tr], labels[tr], None if paths is None else paths[tr]),
+        (images[te], labels[te], None if paths is None else paths[te]),
+    )
 
 
-def _to_datasets(
-    data: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], name: str
-) -> dict[str, ArrayDataset]:
+def _to_datasets(data: dict[str, _Split], classes: list[str], name: str) -> dict[str, ArrayDataset]:
     return {
         split: ArrayDataset(
             torch.from_numpy(images),
             torch.from_numpy(labels.astype(np.int64)),
             list(classes),
             f"{name}/{split}",
+            paths=None if paths is None else [str(p) for p in paths],
         )
-        for split, (images, labels) in data.items()
+        for split, (images, labels, paths) in data.items()
     }

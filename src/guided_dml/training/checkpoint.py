@@ -42,6 +42,11 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def save_with(write: Any, path: str | Path) -> None:
+    """``write(binary file)`` with write-then-rename: for writers that take a file object."""
+    _atomic_write(Path(path), write)
+
+
 def save_torch(obj: Any, path: str | Path) -> None:
     """``torch.save`` with write-then-rename."""
     _atomic_write(Path(path), lambda f: torch.save(obj, f))

@@ -1,0 +1,305 @@
+"""The scikit-learn front door: :class:`GuidedEmbedder`, ``fit(X, y)`` then ``transform(X)``.
+
+It trains exactly what ``gdml train`` trains (the same config resolution, networks and loop,
+:func:`guided_dml.experiments.run.train_model`) on arrays held in memory, and nothing is written
+to disk unless :meth:`GuidedEmbedder.save` is called. The saved file is a ``gdml`` model file, so
+``gdml embed``, ``gdml search``, ``gdml plot`` and ``gdml export`` take it too, and
+:meth:`GuidedEmbedder.load` takes the ``model.pt`` of a ``gdml train`` run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .data import ArrayDataset
+from .data.arrays import as_model_input, check_input_shape, encode_labels
+from .errors import ConfigError, TrainingError
+from .experiments.config import RunConfig, resolve_config
+from .experiments.factory import load_model, model_blob
+from .experiments.run import prepare_data, train_model
+from .outputs import check_output, write_file
+from .training import embed
+from .training.accelerator import resolve_device
+
+SMALL_IMAGE = 32  # images smaller than this (either side) get the small CNN under backbone="auto"
+# Small networks (small CNN, MLP) under the cpu preset: the recipe measured on the bundled 8×8
+# digits (docs/design.md), instead of the 6 epochs sized for ResNet-18 on 60 000 images.
+SMALL_NET_DEFAULTS = {"epochs": 30, "batch_size": 64}
+_DATASET = "array"  # RunConfig.dataset of estimator runs: the data come from fit(X, y)
+
+
+class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Supervised low-dimensional embeddings by Guided Deep Metric Learning (or a baseline).
+
+    ``fit(X, y)`` trains the GEMINI teacher on the labelled data, then distils its 2-D map into
+    a student network (``method="gdml"``, Gonzalez-Zapata et al., CVPR-W 2022), or trains the
+    student directly with a metric-learning loss (``"siamese"``, ``"triplet"``, ``"margin"``,
+    ``"multisim"``); ``mdr > 0`` adds Multi-level Distance Regularization (Kim & Park, AAAI 2021).
+    ``transform(X)`` maps new data with the student; the teacher needs labels and is not kept.
+
+    ``X`` is an array of images, ``N×H×W`` (grey), ``N×C×H×W`` or ``N×H×W×C`` with 1 to 4
+    channels (channels first when both readings are possible), as uint8, integers 0..255 or
+    floats in [0, 1] or [0, 255] (quantised to 8 bits like image files); or of feature vectors,
+    ``N×F`` floats (then the teacher's streams and the student are MLPs). ``y`` holds one label
+    per sample, of any sortable type (strings are fine); ``classes_`` lists them.
+
+    Args:
+        method: ``"gdml"`` or a baseline (see above).
+        n_components: dimension d of the embedding (the paper: 2, a map you can plot).
+        mdr: λ of MDR; 0 disables it.
+        backbone: ``"auto"`` (MLP for vectors, small CNN for images under 32 pixels, else the
+            preset's: ResNet-18), ``"smallcnn"``, ``"resnet18"`` or ``"mlp"``.
+        epochs: student (or baseline) epochs; None: the preset's (the ``cpu`` preset with a small
+            network: 30).
+        batch_size: student batch size; None: the preset's (``cpu`` with a small network: 64).
+        lr: student learning rate; None: the preset's.
+        gemini_epochs: teacher epochs; None: the preset's.
+        val_fraction: share of ``X`` held out to select the best epoch; None: the preset's (0.1).
+        preset: ``"cpu"`` (default), ``"paper"`` (the authors' settings, for a GPU) or
+            ``"smoke"`` (seconds; for tests).
+        seed: seeds the split, the initialisation and the batches: the same seed, data and
+            device give the same model.
+        device: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"`` (the GPU when there is one);
+            training and ``transform`` run there, the fitted model is kept on the CPU.
+        verbose: show progress bars.
+        options: any other setting of :class:`~guided_dml.experiments.config.RunConfig` by
+            name, e.g. ``{"gemini_lr": 0.01, "select_on": "loss"}``.
+
+    Attributes:
+        model_: the trained student, an ``nn.Module`` mapping float ``(N, *input_shape_)`` in
+            [0, 1] to ``(N, n_components)``.
+        classes_: the sorted distinct labels of ``y``.
+        input_shape_: ``(C, H, W)`` or ``(F,)``.
+        n_features_in_: F, for feature vectors only.
+        pixel_scale_: 1 or 255 when the training images were floats, else None.
+        embedding_: ``float32 (N, n_components)``, the training samples' embeddings.
+        labels_: ``int64 (N,)``, their labels as indices into ``classes_``.
+        config_: the resolved run settings (a dict).
+        history_: per-epoch records of the teacher (G-DML) and the student.
+        best_epoch_: the student's epoch selected on the validation split (1-based).
+
+    Examples:
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn.neighbors import KNeighborsClassifier
+        >>> from sklearn.pipeline import make_pipeline
+        >>> X, y = load_digits(return_X_y=True)
+        >>> images = X.reshape(-1, 8, 8) / 16.0                # N×H×W floats in [0, 1]
+        >>> clf = make_pipeline(GuidedEmbedder(), KNeighborsClassifier(5))
+        >>> clf.fit(images[:1200], y[:1200]).score(images[1200:], y[1200:])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        method: str = "gdml",
+        *,
+        n_components: int = 2,
+        mdr: float = 0.0,
+        backbone: str = "auto",
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        gemini_epochs: int | None = None,
+        val_fraction: float | None = None,
+        preset: str = "cpu",
+        seed: int = 0,
+        device: str = "cpu",
+        verbose: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        # scikit-learn: store the arguments untouched; everything is checked in fit.
+        self.method = method
+        self.n_components = n_components
+        self.mdr = mdr
+        self.backbone = backbone
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.gemini_epochs = gemini_epochs
+        self.val_fraction = val_fraction
+        self.preset = preset
+        self.seed = seed
+        self.device = device
+        self.verbose = verbose
+        self.options = options
+
+    # ------------------------------------------------------------------ configuration
+    def _backbone_for(self, input_shape: tuple[int, ...]) -> str | None:
+        if self.backbone != "auto":
+            return self.backbone
+        if len(input_shape) == 1:
+            return "mlp"
+        if min(input_shape[1:]) < SMALL_IMAGE:
+            return "smallcnn"
+        return None  # the preset's (ResNet-18 under cpu and paper)
+
+    def run_config(self, input_shape: tuple[int, ...]) -> RunConfig:
+        """The resolved :class:`RunConfig` that ``fit`` uses for samples of ``input_shape``."""
+        options = dict(self.options or {})
+        for reserved in ("method", "mdr", "embedding_dim", "seed", "preset", "dataset", "device"):
+            if reserved in options:
+                raise ConfigError(f"options[{reserved!r}]: set it with the estimator's own parameter")
+        explicit = {
+            "embedding_dim": self.n_components,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "gemini_epochs": self.gemini_epochs,
+            "val_fraction": self.val_fraction,
+            "backbone": self._backbone_for(input_shape),
+        }
+        overrides: dict[str, Any] = {}
+        if self.preset == "cpu" and explicit["backbone"] in ("smallcnn", "mlp"):
+            overrides.update(SMALL_NET_DEFAULTS)
+        overrides.update(options)
+        overrides.update({k: v for k, v in explicit.items() if v is not None})
+        overrides.update(method=self.method, mdr=self.mdr, seed=self.seed, preset=self.preset,
+                         dataset=_DATASET, device=self.device, progress=bool(self.verbose))
+        return resolve_config(overrides)
+
+    # ------------------------------------------------------------------ scikit-learn API
+    def fit(self, X: Any, y: Any) -> GuidedEmbedder:
+        """Train the teacher (G-DML) and the student on images or feature vectors ``X``, labels ``y``.
+
+        Raises:
+            DataError: unusable ``X`` or ``y`` (the message says what to change).
+            ConfigError: an invalid parameter.
+            TrainingError: training diverged (the message suggests a lower learning rate).
+        """
+        inp = as_model_input(X, name="X")
+        codes, classes = encode_labels(y, len(inp.data), name="y")
+        input_shape = tuple(inp.data.shape[1:])
+        cfg = self.run_config(input_shape)
+        device = resolve_device(cfg.device)
+        data = ArrayDataset(inp.data, torch.from_numpy(codes), [str(c) for c in classes], _DATASET)
+        no_test = data.subset(torch.zeros(0, dtype=torch.int64))  # fit evaluates nothing
+        # Training seeds torch's global generator; fork it so that fit leaves the caller's
+        # random state as it was.
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            # Same numerics as `gdml train` (see run_experiment): denormals flushed to zero.
+            torch.set_flush_denormal(True)
+            torch.manual_seed(cfg.seed)
+            prepared = prepare_data(cfg, {"train": data, "test": no_test})
+            if cfg.select_on != "loss" and int(prepared.val.class_counts().max()) < 2:
+                # A validation split this small has no pair of one class, so no retrieval score
+                # can rank the epochs: select on the validation loss instead.
+                cfg = replace(cfg, select_on="loss")
+            trained = train_model(cfg, prepared, device=device)
+        embedding = embed(trained.model, data.images)
+        if not torch.isfinite(embedding).all():
+            raise TrainingError(
+                f"{trained.name}: the trained model gives non-finite embeddings; lower lr"
+            )
+        self.model_ = trained.model
+        self.classes_ = classes
+        self.input_shape_ = input_shape
+        self.pixel_scale_ = inp.pixel_scale
+        if len(input_shape) == 1:
+            self.n_features_in_ = input_shape[0]
+        elif hasattr(self, "n_features_in_"):  # a refit on images after one on vectors
+            del self.n_features_in_
+        self.embedding_ = embedding.numpy()
+        self.labels_ = codes
+        self.config_ = cfg.to_dict()
+        self.history_ = trained.phases
+        self.best_epoch_ = trained.result.best_epoch + 1
+        self._n_features_out = cfg.embedding_dim
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """``float32 (N, n_components)`` embeddings of ``X`` (same forms as in ``fit``)."""
+        check_is_fitted(self, "model_")
+        inp = as_model_input(X, pixel_scale=self.pixel_scale_, name="X")
+        check_input_shape(inp.data, self.input_shape_, name="X")
+        device = resolve_device(self.device)
+        model = self.model_.to(device)
+        try:
+            return embed(model, inp.data).numpy()
+        finally:
+            self.model_.cpu()  # keep the stored model on the CPU: it pickles anywhere
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """``fit(X, y)``, then the training samples' embeddings (``embedding_``, not recomputed)."""
+        return self.fit(X, y, **fit_params).embedding_.copy()
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # supervised: fit needs y
+        tags.input_tags.three_d_array = True  # N×H×W images
+        return tags
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write the fitted model to ``path`` (a ``gdml`` model file, written atomically).
+
+        The file holds the student, the settings and the training samples' embeddings and
+        labels, so ``gdml search`` can retrieve from it and :meth:`load` restores this estimator.
+
+        Raises:
+            OutputError: ``path`` exists (pass ``overwrite=True``) or cannot be written.
+        """
+        check_is_fitted(self, "model_")
+        target = check_output(path, overwrite, hint="pass overwrite=True")
+        reference = {
+            "embeddings": torch.from_numpy(self.embedding_),
+            "labels": torch.from_numpy(self.labels_),
+            "paths": None,
+            "root": None,
+        }
+        extra = {
+            "estimator": {
+                "params": self.get_params(),
+                "classes": self.classes_,  # the original label values (strings, integers)
+                "pixel_scale": self.pixel_scale_,
+                "history": self.history_,
+                "best_epoch": self.best_epoch_,
+            }
+        }
+        blob = model_blob(self.model_, RunConfig(**self.config_), self.input_shape_,
+                          [str(c) for c in self.classes_], reference=reference, extra=extra)
+        write_file(target, lambda f: torch.save(blob, f))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> GuidedEmbedder:
+        """A fitted estimator from :meth:`save`'s file, or from a ``gdml train`` run folder / model.pt.
+
+        Raises:
+            ConfigError: no model at ``path``, or not a guided-dml model file.
+        """
+        model, blob = load_model(path)
+        cfg = RunConfig(**blob["config"])
+        saved = blob.get("estimator")
+        if saved is not None:
+            est = cls(**saved["params"])
+            classes = np.asarray(saved["classes"])
+            pixel_scale = saved["pixel_scale"]
+            history, best_epoch = saved["history"], saved["best_epoch"]
+        else:  # a `gdml train` run: parameters from its config
+            est = cls(method=cfg.method, n_components=cfg.embedding_dim, mdr=cfg.mdr,
+                      backbone=cfg.backbone, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                      gemini_epochs=cfg.gemini_epochs, val_fraction=cfg.val_fraction,
+                      preset=cfg.preset, seed=cfg.seed)
+            classes = np.asarray(blob["classes"])
+            pixel_scale, history, best_epoch = None, {}, None
+        est.model_ = model
+        est.classes_ = classes
+        est.input_shape_ = tuple(blob["input_shape"])
+        est.pixel_scale_ = pixel_scale
+        if len(est.input_shape_) == 1:
+            est.n_features_in_ = est.input_shape_[0]
+        reference = blob.get("reference")
+        if reference is not None:
+            est.embedding_ = reference["embeddings"].numpy()
+            est.labels_ = reference["labels"].numpy()
+        est.config_ = cfg.to_dict()
+        est.history_ = history
+        est.best_epoch_ = best_epoch
+        est._n_features_out = cfg.embedding_dim
+        return est

@@ -1,0 +1,256 @@
+"""Using a trained model: embeddings of new images or arrays (``gdml embed``) and nearest
+training images (``gdml search``).
+
+A model is a run folder, its ``model.pt``, or a file written by ``GuidedEmbedder.save``. Its
+file holds the training set's embeddings, labels and file paths (see
+:func:`guided_dml.experiments.run.reference_set`), so a search needs no data set; for model files
+written before they were stored, the training set is loaded again from the data set named in the
+model's config and embedded (``recomputed`` says so).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.arrays import as_model_input, check_input_shape
+from ..data.files import list_image_files, read_image_files
+from ..errors import DataError, GdmlError
+from ..evaluation import knn
+from ..models.embedding import EmbeddingNet
+from ..outputs import check_output, write_bytes
+from ..training import embed
+from .config import RunConfig
+from .factory import load_model
+
+EMBED_FORMATS = (".npy", ".csv")
+
+
+@dataclass
+class LoadedModel:
+    """A model file's student and what it knows about its training data."""
+
+    model: EmbeddingNet
+    config: RunConfig
+    input_shape: tuple[int, ...]
+    classes: list[str]
+    pixel_scale: float | None  # float-image scale of an estimator's training data, else None
+    reference: dict[str, Any] | None  # embeddings, labels, paths, root (None: not stored)
+    path: Path
+
+    @property
+    def is_images(self) -> bool:
+        return len(self.input_shape) == 3
+
+
+def open_model(path: str | os.PathLike[str]) -> LoadedModel:
+    """Load a run folder, its ``model.pt`` or an estimator's saved file.
+
+    Raises:
+        ConfigError: no model there, or not a guided-dml model file.
+    """
+    model, blob = load_model(path)
+    estimator = blob.get("estimator") or {}
+    return LoadedModel(
+        model=model,
+        config=RunConfig(**blob["config"]),
+        input_shape=tuple(int(s) for s in blob["input_shape"]),
+        classes=[str(c) for c in blob["classes"]],
+        pixel_scale=estimator.get("pixel_scale"),
+        reference=blob.get("reference"),
+        path=Path(path),
+    )
+
+
+@dataclass
+class Inputs:
+    """Network input read from files or an array, with a name (and a folder label) per sample."""
+
+    data: torch.Tensor  # uint8 (N, C, H, W) or float32 (N, F)
+    names: list[str]
+    labels: list[str]  # the folder an image came from ("" when none)
+    notes: list[str] = field(default_factory=list)  # for the user: resized, converted, skipped
+
+
+def _is_array_file(path: str | os.PathLike[str]) -> bool:
+    return os.fspath(path).lower().endswith(".npy")
+
+
+def load_array(path: str | os.PathLike[str]) -> np.ndarray:
+    """A ``.npy`` file as an array; a one-line DataError when it is missing or unreadable."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{path} does not exist; check the path")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"cannot read {path} as a NumPy .npy array ({reason}); save it with numpy.save"
+        ) from exc
+
+
+def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *,
+                skip_bad: bool = False) -> Inputs:
+    """Images (files, folders, archives) or one ``.npy`` array, as ``loaded``'s network input."""
+    if len(inputs) == 1 and _is_array_file(inputs[0]):
+        arr = load_array(inputs[0])
+        inp = as_model_input(arr, pixel_scale=loaded.pixel_scale, name=os.fspath(inputs[0]))
+        check_input_shape(inp.data, loaded.input_shape, name=os.fspath(inputs[0]))
+        n = len(inp.data)
+        return Inputs(inp.data, [str(i) for i in range(n)], [""] * n)
+    if any(_is_array_file(p) for p in inputs):
+        raise DataError("give one .npy array, or image files, folders and archives, not both")
+    if not loaded.is_images:
+        raise DataError(
+            f"the model takes feature vectors of {loaded.input_shape[0]} values; give a .npy array "
+            "of shape N×F instead of images"
+        )
+    files = list_image_files(inputs)
+    images, kept, notes = read_image_files(files, loaded.input_shape, skip_bad=skip_bad)
+    return Inputs(images, [f.name for f in kept], [f.label for f in kept], notes)
+
+
+def _check_embeddings(emb: torch.Tensor) -> np.ndarray:
+    out = emb.numpy()
+    if not np.isfinite(out).all():
+        raise GdmlError("the model gives non-finite embeddings for this input; it may be corrupt, retrain it")
+    return out
+
+
+def embed_to_file(
+    model_path: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    skip_bad: bool = False,
+) -> dict[str, Any]:
+    """``gdml embed``: the embeddings of ``inputs`` into ``out`` (``.npy``, or ``.csv`` with names).
+
+    The ``.npy`` file holds ``float32 (N, d)`` rows in input order (folders sorted by path). The
+    ``.csv`` file has the columns ``file,label,e0,...``: ``file`` names the image (the row
+    number for a ``.npy`` input), ``label`` is the folder that holds it (its class folder, if
+    the folder is laid out by class; empty otherwise).
+
+    Returns:
+        ``{"out", "count", "dim", "notes"}``.
+    """
+    target = Path(out).expanduser()
+    if target.suffix.lower() not in EMBED_FORMATS:
+        raise DataError(f"--out must end with .npy or .csv, got {target.name}")
+    check_output(target, overwrite)  # before any work: refuse early
+    loaded = open_model(model_path)
+    inp = read_inputs(loaded, inputs, skip_bad=skip_bad)
+    emb = _check_embeddings(embed(loaded.model, inp.data))
+    if target.suffix.lower() == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, emb.astype(np.float32))
+        data = buf.getvalue()
+    else:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["file", "label", *[f"e{j}" for j in range(emb.shape[1])]])
+        for name, label, row in zip(inp.names, inp.labels, emb, strict=True):
+            writer.writerow([name, label, *[f"{v:.7g}" for v in row]])
+        data = text.getvalue().encode("utf-8")
+    write_bytes(target, data)
+    return {"out": str(target), "count": len(emb), "dim": int(emb.shape[1]), "notes": inp.notes}
+
+
+def reference_of(loaded: LoadedModel) -> tuple[dict[str, Any], bool]:
+    """The training set to search: the stored one, or (``True``) recomputed from its data set."""
+    if loaded.reference is not None:
+        return loaded.reference, False
+    from ..data import load_dataset  # only for model files that predate stored references
+    from .run import prepare_data, reference_set
+
+    cfg = loaded.config
+    try:
+        splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    except GdmlError as exc:
+        raise DataError(
+            f"{loaded.path} holds no training embeddings and its data set {cfg.dataset!r} cannot be "
+            f"loaded ({exc}); retrain the model with this version of gdml"
+        ) from exc
+    data = prepare_data(cfg, splits)
+    return reference_set(cfg, data.reference, embed(loaded.model, data.reference.images)), True
+
+
+def _file_of(reference: dict[str, Any], index: int) -> str | None:
+    paths = reference.get("paths")
+    if paths is None:
+        return None
+    root = reference.get("root")
+    if root is None:
+        return paths[index]
+    return f"{root}:{paths[index]}" if Path(root).is_file() else str(Path(root) / paths[index])
+
+
+def search(
+    model_path: str | os.PathLike[str],
+    queries: Sequence[str | os.PathLike[str]],
+    *,
+    k: int = 10,
+    skip_bad: bool = False,
+) -> dict[str, Any]:
+    """``gdml search``: the ``k`` nearest training samples of each query.
+
+    Returns:
+        ``{"results": [{"query", "neighbours": [{"rank", "distance", "label", "index", "file"}]}],
+        "notes": [...]}``; ``distance`` is Euclidean in the embedding, ``file`` is None when the
+        training data were not image files.
+    """
+    if k < 1:
+        raise DataError(f"--k must be at least 1, got {k}")
+    loaded = open_model(model_path)
+    inp = read_inputs(loaded, queries, skip_bad=skip_bad)
+    reference, recomputed = reference_of(loaded)
+    notes = list(inp.notes)
+    if recomputed:
+        notes.append(f"recomputed the training embeddings from data set {loaded.config.dataset!r}")
+    ref_emb = reference["embeddings"].numpy() if isinstance(reference["embeddings"], torch.Tensor) \
+        else np.asarray(reference["embeddings"])
+    ref_labels = np.asarray(reference["labels"])
+    if k > len(ref_emb):
+        notes.append(f"the training set has {len(ref_emb)} samples; showing all of them")
+        k = len(ref_emb)
+    q_emb = _check_embeddings(embed(loaded.model, inp.data))
+    dist, idx = knn(q_emb, ref_emb, k)
+    results = []
+    for qi, name in enumerate(inp.names):
+        neighbours = [
+            {
+                "rank": r + 1,
+                "distance": float(np.sqrt(max(float(dist[qi, r]), 0.0))),
+                "label": loaded.classes[int(ref_labels[j])],
+                "index": int(j),
+                "file": _file_of(reference, int(j)),
+            }
+            for r, j in enumerate(idx[qi])
+        ]
+        results.append({"query": name, "neighbours": neighbours})
+    return {"results": results, "notes": notes}
+
+
+def format_search(result: dict[str, Any]) -> str:
+    """The human-readable table of :func:`search`'s result."""
+    lines = []
+    for res in result["results"]:
+        lines.append(f"query: {res['query']}")
+        rows = [(str(n["rank"]), f"{n['distance']:.4f}", n["label"], n["file"] or f"#{n['index']}")
+                for n in res["neighbours"]]
+        head = ("rank", "distance", "label", "training image")
+        widths = [max(len(r[c]) for r in [head, *rows]) for c in range(3)]
+        for row in [head, *rows]:
+            lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(row[:3], widths, strict=True))
+                         + "  " + row[3])
+    return "\n".join(lines)

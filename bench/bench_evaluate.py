@@ -156,6 +156,39 @@ def mem_available_gb() -> float:
     return float("inf")
 
 
+def measure(spec: str, limit_gb: float) -> Row:
+    """Both sides on one size, each in its own subprocess, and the idle baseline."""
+    idle = run_child("idle", spec, limit_gb)
+    ours = run_child("ours", spec, limit_gb)
+    if "error" in ours:
+        raise SystemExit(f"evaluate() failed on {spec}: {ours['error']}")
+    pml = run_child("pml", spec, limit_gb)
+    base = float(idle["maxrss_mb"])
+    failed = "error" in pml
+    diff = (
+        float("nan")
+        if failed
+        else max(abs(ours["metrics"][k] - pml["metrics"][v]) for k, v in COMPARED.items())
+    )
+    pml_note = f"failed: {pml['error']}" if failed else f"{pml['seconds']:.2f} s"
+    print(
+        f"  {describe(spec)}: ours {ours['seconds']:.2f} s "
+        f"(warm-up {ours['warmup_s']:.2f} s), PML {pml_note}",
+        flush=True,
+    )
+    return Row(
+        spec,
+        ours["seconds"],
+        pml["seconds"],
+        ours["maxrss_mb"] - base,
+        limit_gb * 1024 if failed else pml["maxrss_mb"] - base,
+        failed,
+        diff,
+        ours["metrics"],
+        pml.get("metrics", {"error": pml.get("error")}),
+    )
+
+
 def describe(spec: str) -> str:
     n_query, n_ref = parse_size(spec)
     if n_ref is None:
@@ -194,39 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         f"numba {numba.__version__}; PML child RLIMIT_AS {limit_gb:.1f} GB",
         flush=True,
     )
-    rows = []
-    for spec in args.sizes:
-        idle = run_child("idle", spec, limit_gb)
-        ours = run_child("ours", spec, limit_gb)
-        if "error" in ours:
-            raise SystemExit(f"evaluate() failed on {spec}: {ours['error']}")
-        pml = run_child("pml", spec, limit_gb)
-        base = float(idle["maxrss_mb"])
-        failed = "error" in pml
-        diff = (
-            float("nan")
-            if failed
-            else max(abs(ours["metrics"][k] - pml["metrics"][v]) for k, v in COMPARED.items())
-        )
-        rows.append(
-            Row(
-                spec,
-                ours["seconds"],
-                pml["seconds"],
-                ours["maxrss_mb"] - base,
-                limit_gb * 1024 if failed else pml["maxrss_mb"] - base,
-                failed,
-                diff,
-                ours["metrics"],
-                pml.get("metrics", {"error": pml.get("error")}),
-            )
-        )
-        pml_note = f"failed: {pml['error']}" if failed else f"{pml['seconds']:.2f} s"
-        print(
-            f"  {describe(spec)}: ours {ours['seconds']:.2f} s "
-            f"(warm-up {ours['warmup_s']:.2f} s), PML {pml_note}",
-            flush=True,
-        )
+    rows = [measure(spec, limit_gb) for spec in args.sizes]
 
     print()
     print(

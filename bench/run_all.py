@@ -1,29 +1,195 @@
-"""Run the quick versions of every benchmark in this folder (``make bench``).
+"""The performance suite (``make bench``): every measurement, then one table of ratios.
 
-The full-size runs (and the figures quoted in docs/benchmarks.md) come from each script with its
-default arguments; see their docstrings.
+Each ratio compares guided-dml with a reference measured in this same run, on this machine and
+under its current load, so ratios stay meaningful on a busy machine where absolute times do not:
+
+1. training-loop throughput against the backbone's raw forward/backward, per method
+   (``bench_training.loop_throughput``; target >= 90 %);
+2. G-DML's whole cost (teacher + targets + student) against the triplet baseline
+   (``bench_training.gdml_vs_triplet``; target <= 1.15x);
+3. ``evaluate()`` against pytorch-metric-learning's ``AccuracyCalculator``, time and peak memory
+   (``bench_evaluate.measure``; target >= 10x on both);
+4. data loading: IDX, CIFAR-10 pickles, JPEG folder uncached and cached, each against the
+   plainest correct loader (``bench_data.run``);
+5. ``evaluate()`` from 10 000 to 1 000 000 reference points of dimension 128: time growth and
+   memory, exact and IVF (``bench_scale.run``).
+
+Usage::
+
+    .venv/bin/python bench/run_all.py          # quick sizes, about 5 minutes on 2 busy cores
+    .venv/bin/python bench/run_all.py --full   # the sizes of docs/benchmarks.md (about 25 minutes)
 """
 
 from __future__ import annotations
 
-import subprocess
+import argparse
+import os
+import platform
+import statistics
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-QUICK = [
-    [HERE / "bench_evaluate.py", "--sizes", "10000", "3000x20000"],
-    [HERE / "bench_training.py", "--steps", "8", "--repeats", "1"],
-]
+import numba
+import torch
+
+import bench_data
+import bench_evaluate
+import bench_scale
+import bench_training
+from guided_dml.experiments.config import METHODS
+
+
+@dataclass
+class Ratio:
+    """One line of the final table."""
+
+    what: str
+    ours: str
+    reference: str
+    ratio: str
+    target: str
+    ok: bool | None  # None: no target
+
+
+@dataclass
+class Settings:
+    steps: int
+    repeats: int
+    evaluate_sizes: tuple[str, ...]
+    jpeg_images: int
+    scale_queries: int
+
+
+QUICK = Settings(steps=4, repeats=2, evaluate_sizes=("10000", "3000x20000"), jpeg_images=5_000,
+                 scale_queries=1_000)
+FULL = Settings(steps=15, repeats=3, evaluate_sizes=bench_evaluate.DEFAULT_SIZES, jpeg_images=0,
+                scale_queries=10_000)
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def training(s: Settings) -> tuple[list[Ratio], float]:
+    section("training loop vs raw forward/backward (cpu preset: resnet18, 1x28x28, batch 128)")
+    rows, raws = [], []
+    for method in METHODS:
+        loop, raw = bench_training.loop_throughput(method, (1, 28, 28), 128, s.steps, s.repeats)
+        raws.append(raw)
+        print(f"  {method:<9} raw {raw:7.0f} img/s, loop {loop:7.0f} img/s: {loop / raw:.1%}", flush=True)
+        rows.append(Ratio(f"training loop, {method}", f"{loop:.0f} img/s", f"raw {raw:.0f} img/s",
+                          f"{loop / raw:.1%}", ">= 90 %", loop / raw >= 0.9))
+    return rows, statistics.median(raws)
+
+
+def gdml_cost(s: Settings) -> list[Ratio]:
+    section("G-DML whole cost vs triplet (cpu preset, Fashion-MNIST size)")
+    c = bench_training.gdml_vs_triplet((1, 28, 28), steps=s.steps, rounds=s.repeats)
+    print(f"  teacher {c['teacher_epochs']} x {c['teacher_epoch_s']:.1f} s, targets {c['targets_s']:.1f} s, "
+          f"validation {c['validation_s']:.1f} s / epoch, student {c['student_epoch_s']:.0f} s / epoch, "
+          f"triplet {c['triplet_epoch_s']:.0f} s / epoch, {c['epochs']} epochs", flush=True)
+    return [Ratio("G-DML total / triplet", f"{c['gdml_s']:.0f} s", f"{c['triplet_s']:.0f} s",
+                  f"{c['ratio']:.3f}x", "<= 1.15x", c["ratio"] <= 1.15)]
+
+
+def evaluation(s: Settings) -> list[Ratio]:
+    section("evaluate() vs pytorch-metric-learning AccuracyCalculator (2-D, 10 classes)")
+    limit = min(20.0, max(bench_evaluate.mem_available_gb() - 2.0, 1.0))
+    rows = []
+    for spec in s.evaluate_sizes:
+        r = bench_evaluate.measure(spec, limit)
+        bound = ">= " if r.pml_failed else ""
+        what = f"evaluate, {bench_evaluate.describe(spec)}"
+        rows.append(Ratio(f"{what}: time", f"{r.ours_s:.2f} s", f"{r.pml_s:.1f} s",
+                          f"{bound}{r.pml_s / r.ours_s:.1f}x faster", ">= 10x", r.pml_s / r.ours_s >= 10))
+        mem = r.pml_mb / max(r.ours_mb, 1.0)
+        rows.append(Ratio(f"{what}: peak memory", f"{r.ours_mb:,.0f} MB", f"{r.pml_mb:,.0f} MB",
+                          f"{bound}{mem:.0f}x less", ">= 10x", mem >= 10))
+    return rows
+
+
+def data_loading(s: Settings, raw_28: float) -> list[Ratio]:
+    """``raw_28``: raw forward/backward images/s of the cpu preset's network on 1x28x28."""
+    section(f"data loading (JPEG: {s.jpeg_images or 'all'} images)")
+    raw_32 = _raw_rgb32()
+    rows = []
+    for m in bench_data.run(s.jpeg_images):
+        # the share of one training epoch over the same images, at the raw speed of their shape
+        epoch = bench_data.epoch_seconds(m.images, raw_28 if m.what.startswith("IDX") else raw_32)
+        print(f"  {m.what:<26} {m.images:>6} images {m.ours_s:6.2f} s ({m.images / m.ours_s:,.0f} img/s), "
+              f"{m.baseline} {m.baseline_s:.2f} s; {m.ours_s / epoch:.1%} of a training epoch", flush=True)
+        rows.append(Ratio(f"load {m.what}", f"{m.images / m.ours_s:,.0f} img/s", m.baseline,
+                          f"{m.speedup:.1f}x faster; {m.ours_s / epoch:.1%} of an epoch", "", None))
+    return rows
+
+
+def scaling(s: Settings) -> list[Ratio]:
+    section(f"evaluate() from 10 000 to 1 000 000 references (d = 128, {s.scale_queries:,} queries)")
+    rows = bench_scale.run(bench_scale.DEFAULT_SIZES, s.scale_queries)
+    out = []
+    for mode in ("exact", "ivf"):
+        for n1, n2, b in bench_scale.growth(rows, mode):
+            out.append(Ratio(f"evaluate {mode}: growth {n1:,} -> {n2:,} refs", "time ~ N^b",
+                             "linear (b = 1)", f"b = {b:.2f}", "b <= 1.1" if mode == "exact" else "",
+                             b <= 1.1 if mode == "exact" else None))
+    big = {r["mode"]: r for r in rows if r["n_ref"] == bench_scale.DEFAULT_SIZES[-1]}
+    exact, ivf = big["exact"], big["ivf"]
+    out.append(Ratio("evaluate exact, 1,000,000 refs: memory", f"+{exact['added_mb']:,.0f} MB",
+                     "512 MB budget", f"{exact['added_mb'] / 512:.2f} of budget", "<= 1.1",
+                     exact["added_mb"] <= 1.1 * 512))
+    out.append(Ratio("evaluate ivf vs exact, 1,000,000 refs", f"{ivf['seconds']:.1f} s",
+                     f"{exact['seconds']:.1f} s", f"{exact['seconds'] / ivf['seconds']:.1f}x faster, "
+                     f"recall@8 {ivf['metrics']['ann_recall@8']:.3f}", "", None))
+    return out
 
 
 def main() -> int:
-    status = 0
-    for cmd in QUICK:
-        print(f"\n$ {' '.join(str(c) for c in cmd)}", flush=True)
-        status |= subprocess.call([sys.executable, *map(str, cmd)])
-    return status
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--full", action="store_true", help="the sizes of docs/benchmarks.md")
+    p.add_argument("--threads", type=int,
+                   help="threads of torch, numba, faiss and BLAS here and in the child processes "
+                        "(on a machine shared with other jobs, 1 avoids OpenMP spin-waiting: "
+                        "docs/benchmarks.md)")
+    args = p.parse_args()
+    s = FULL if args.full else QUICK
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = str(args.threads)  # inherited by the measuring subprocesses
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    t0 = time.perf_counter()
+    load = os.getloadavg()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB; python "
+          f"{platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"load average {load[0]:.1f} at start", flush=True)
+    rows, raw_28 = training(s)
+    rows += gdml_cost(s)
+    rows += evaluation(s)
+    rows += data_loading(s, raw_28)
+    rows += scaling(s)
+    print(f"\n## Ratios measured in this run ({'full' if args.full else 'quick'}, "
+          f"{time.perf_counter() - t0:.0f} s, load average {load[0]:.1f} -> {os.getloadavg()[0]:.1f})\n")
+    print("| measurement | guided-dml | reference | ratio | target | met |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        met = "" if r.ok is None else ("yes" if r.ok else "**no**")
+        print(f"| {r.what} | {r.ours} | {r.reference} | {r.ratio} | {r.target} | {met} |")
+    return 0
+
+
+def _raw_rgb32() -> float:
+    """Raw forward/backward images/s of the cpu preset's CIFAR-10 network (3x32x32)."""
+    from guided_dml.experiments.config import resolve_config
+    from guided_dml.experiments.factory import build_student
+
+    cfg = resolve_config({"method": "gdml", "dataset": "cifar10", "preset": "cpu"})
+    model = build_student(cfg, (3, 32, 32), torch.zeros(3), torch.ones(3))
+    return bench_training.raw_throughput(model, torch.rand(cfg.batch_size, 3, 32, 32), 5)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,118 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--progress", type=_bool_flag, help="progress bars (default: on a terminal)")
     _add_common(b)
     b.set_defaults(func=cmd_benchmark)
+    _add_practitioner_commands(sub)
     return parser
+
+
+# ---------------------------------------------------------------- using a trained model
+_MODEL_HELP = "a run folder, its model.pt, or a file saved by GuidedEmbedder.save"
+
+
+def _add_practitioner_commands(sub: Any) -> None:
+    """``embed``, ``search``, ``plot`` and ``export``: what a practitioner does with a model."""
+    e = sub.add_parser(
+        "embed", help="embeddings of images or a .npy array, to .npy or .csv",
+        description="Embed image files, folders (recursively) and .tar/.tar.gz/.zip archives, or "
+                    "one .npy array, with a trained model. Images are resized and converted to "
+                    "the model's input like the training images were.",
+    )
+    e.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    e.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, archives, or a .npy")
+    e.add_argument("--out", required=True,
+                   help="FILE.npy (N×d float32) or FILE.csv (file, label = folder, e0, e1, ...)")
+    e.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    e.add_argument("--skip-bad", action="store_true", help="leave out unreadable images (with a note)")
+    e.set_defaults(func=cmd_embed)
+
+    s = sub.add_parser(
+        "search", help="the nearest training images of query images",
+        description="The k nearest training samples of each query in the embedding, with their "
+                    "Euclidean distances, labels and files.",
+    )
+    s.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    s.add_argument("queries", nargs="+", metavar="QUERY",
+                   help="query images (files, folders, archives) or a .npy array")
+    s.add_argument("--k", type=int, default=10, help="neighbours per query (default: 10)")
+    s.add_argument("--json", action="store_true", help="print JSON for machines")
+    s.add_argument("--skip-bad", action="store_true", help="leave out unreadable images (with a note)")
+    s.set_defaults(func=cmd_search)
+
+    pl = sub.add_parser(
+        "plot", help="the 2-D map as PNG and as an interactive HTML page",
+        description="Draw a run folder's test embeddings, or an embeddings file (.csv from gdml "
+                    "embed, .npz, .npy), as OUT.png and a self-contained OUT.html that shows each "
+                    "point's thumbnail and label on hover.",
+    )
+    pl.add_argument("source", metavar="RUN_OR_EMBEDDINGS", help="run folder, or .csv/.npz/.npy file")
+    pl.add_argument("--out", help="output path without suffix (default: RUN/map, or beside the file)")
+    pl.add_argument("--max-points", type=int, default=3000,
+                    help="points in the HTML page, a random subsample (default: 3000)")
+    pl.add_argument("--data-dir", help="where a run's data set is, for its thumbnails")
+    pl.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    pl.set_defaults(func=cmd_plot)
+
+    x = sub.add_parser(
+        "export", help="the student as TorchScript or ONNX, checked against the model",
+        description="Export the student network (input standardisation included: it takes float "
+                    "pixels / 255) and check that the exported file gives the same embeddings.",
+    )
+    x.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    x.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript",
+                   help="torchscript (default) or onnx (needs: pip install 'guided-dml[export]')")
+    x.add_argument("--out", help="output file (default: model.torchscript.pt / model.onnx beside MODEL)")
+    x.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    x.set_defaults(func=cmd_export)
+
+
+def _notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"gdml: note: {note}", file=sys.stderr)
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .experiments.inference import embed_to_file
+
+    res = embed_to_file(args.model, args.inputs, args.out, overwrite=args.overwrite,
+                        skip_bad=args.skip_bad)
+    _notes(res["notes"])
+    print(f"wrote {res['count']} embeddings (d = {res['dim']}) to {res['out']}", file=sys.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .experiments.inference import format_search, search
+
+    res = search(args.model, args.queries, k=args.k, skip_bad=args.skip_bad)
+    _notes(res["notes"])
+    print(json.dumps(res["results"], indent=2) if args.json else format_search(res))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .experiments.maps import plot_map
+
+    res = plot_map(args.source, args.out, overwrite=args.overwrite, max_points=args.max_points,
+                   data_dir=args.data_dir)
+    _notes(res["notes"])
+    print(f"wrote {res['png']} ({res['points']} points) and {res['html']} ({res['html_points']} "
+          f"points, {res['thumbnails']} thumbnails)", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .experiments.export import export_model
+
+    res = export_model(args.model, args.format, args.out, overwrite=args.overwrite)
+    print(f"wrote {res['out']} ({res['format']}; embeddings match the model to "
+          f"{res['max_abs_diff']:.1e} on batches of {' and '.join(map(str, res['checked_batches']))})",
+          file=sys.stderr)
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error message on one line, whatever the library under it put in it."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -198,7 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process has the error
-            print(f"gdml: error: {e}", file=sys.stderr)
+            print(f"gdml: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file the commands did not expect to fail (disk, permissions)
+        if args.debug:
+            raise
+        print(f"gdml: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gdml: interrupted; finished epochs are saved (use --resume to continue)",

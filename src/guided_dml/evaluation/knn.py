@@ -53,6 +53,8 @@ LOW_DIM = 8  # up to this dimension, direct differences (exact, and as fast as a
 DEFAULT_MEMORY_BUDGET_MB = 512.0  # working memory for one chunk of the query x reference matrix
 _MIN_CHUNK = 1  # a budget smaller than one row still makes progress, one query at a time
 BLAS_BLOCK_ROWS = 256  # query rows per matrix product (d > LOW_DIM); see squared_distances
+MIN_BLOCK_ROWS = 8  # fewer rows can take BLAS's gemv path, which rounds differently
+COLUMN_TILE = 65_536  # reference columns per matrix product: bounds its temporaries
 
 
 def faiss_available() -> bool:
@@ -108,43 +110,78 @@ def chunk_rows(n_reference: int, bytes_per_entry: int, memory_budget_mb: float) 
     return max(rows, _MIN_CHUNK)
 
 
+def block_rows(chunk: int) -> int:
+    """Query rows per matrix product for chunks of ``chunk`` rows: ``BLAS_BLOCK_ROWS``, or the
+    largest power of two that fits in a smaller chunk (at least ``MIN_BLOCK_ROWS``).
+
+    The block shrinks only when the memory budget cannot hold ``BLAS_BLOCK_ROWS`` rows of
+    distances (N above budget / 1 KiB, e.g. N > 524 288 at 512 MB).
+    """
+    if chunk >= BLAS_BLOCK_ROWS:
+        return BLAS_BLOCK_ROWS
+    return max(MIN_BLOCK_ROWS, 1 << (max(chunk, 1).bit_length() - 1))
+
+
 def squared_distances(
-    query: torch.Tensor, reference: torch.Tensor, reference_sqnorm: torch.Tensor | None = None
+    query: torch.Tensor,
+    reference: torch.Tensor,
+    reference_sqnorm: torch.Tensor | None = None,
+    rows_per_product: int = BLAS_BLOCK_ROWS,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Float32 squared distances ``(Q, N)``, every entry ``>= +0.0`` (see the module docstring).
 
     ``reference_sqnorm`` (``(N,)``, only used when ``d > LOW_DIM``) saves recomputing the
     reference norms for every chunk. Each row's distances depend only on that query row, not on
-    the other rows passed with it, so chunking never changes a result.
+    the other rows passed with it, so chunking never changes a result. ``rows_per_product``
+    (``d > LOW_DIM``): query rows per matrix product (see :func:`block_rows`); each product
+    covers at most ``COLUMN_TILE`` reference columns, so its buffer takes at most
+    ``4 * rows_per_product * COLUMN_TILE`` bytes (64 MB) whatever N is. ``out``: a float32
+    ``(Q, N)`` tensor to write into; reusing one for every chunk saves the kernel from zeroing
+    fresh pages (a third of the time at N = 100 000).
     """
     q_n, dim = query.shape
+    if out is None:
+        out = torch.empty(q_n, reference.shape[0], dtype=torch.float32)
     if dim <= LOW_DIM:
         # Same operation order as the numba kernel in ranking.py, so the two agree bit for bit.
-        out = torch.zeros(q_n, reference.shape[0], dtype=torch.float32)
+        out.zero_()
         for t in range(dim):
             out.add_((query[:, t, None] - reference[None, :, t]).square_())  # (Q, N)
         return out
     if reference_sqnorm is None:
         reference_sqnorm = reference.square().sum(1)
     query_sqnorm = query.square().sum(1)
-    out = torch.empty(q_n, reference.shape[0], dtype=torch.float32)
+    n_ref = reference.shape[0]
     # BLAS picks its kernel (and so the summation order of q.r) from the matrix shapes and
     # alignments: a 1-row product takes a gemv path that rounds differently. Products of
     # fixed-shape blocks from one buffer (the last block zero-padded) make every distance
     # independent of how the queries are chunked. 256 rows run at full BLAS speed (64: 2x slower).
-    block = torch.zeros(BLAS_BLOCK_ROWS, dim, dtype=torch.float32)
-    block_sqnorm = torch.zeros(BLAS_BLOCK_ROWS, dtype=torch.float32)
-    for start in range(0, q_n, BLAS_BLOCK_ROWS):
-        rows = min(BLAS_BLOCK_ROWS, q_n - start)
+    # Measured with torch's CPU BLAS (x86-64, d = 16-512): products of 8 to 256 rows, and column
+    # tiles of any width, give bit-identical entries, so neither the tiling nor a block shrunk
+    # for a small memory budget changes a distance there.
+    bsz = rows_per_product
+    block = torch.zeros(bsz, dim, dtype=torch.float32)
+    block_sqnorm = torch.zeros(bsz, dtype=torch.float32)
+    # One product buffer for all tiles: allocating it per tile cost 1.3-1.5x the whole call.
+    tile_buf = torch.empty(bsz, min(COLUMN_TILE, n_ref), dtype=torch.float32)
+    for start in range(0, q_n, bsz):
+        rows = min(bsz, q_n - start)
         block[:rows] = query[start : start + rows]
         block[rows:] = 0.0
         block_sqnorm[:rows] = query_sqnorm[start : start + rows]
-        # |q|^2 + |r|^2 - 2 q.r: (B, 1) + (1, N) - 2 (B, d) @ (d, N), as faiss computes it
-        dist = torch.addmm(block_sqnorm[:, None] + reference_sqnorm[None, :], block, reference.T, alpha=-2.0)
-        # Cancellation can make identical vectors slightly negative (and gives -0.0, whose bits
-        # would sort after every distance). As int32, every negative float is negative:
-        # clamping the bits at 0 maps all of them to +0.0, in the same pass as the copy.
-        torch.clamp_min(dist.view(torch.int32)[:rows], 0, out=out[start : start + rows].view(torch.int32))
+        for c0 in range(0, n_ref, COLUMN_TILE):
+            c1 = min(c0 + COLUMN_TILE, n_ref)
+            dist = tile_buf[:, : c1 - c0]
+            # |q|^2 + |r|^2 - 2 q.r: (B, 1) + (1, T) - 2 (B, d) @ (d, T), as faiss computes it
+            # (in place, the same gemm with beta = 1 as an out-of-place addmm: same bits)
+            torch.add(block_sqnorm[:, None], reference_sqnorm[None, c0:c1], out=dist)
+            dist.addmm_(block, reference[c0:c1].T, alpha=-2.0)
+            # Cancellation can make identical vectors slightly negative (and gives -0.0, whose
+            # bits would sort after every distance). As int32, every negative float is negative:
+            # clamping the bits at 0 maps all of them to +0.0, in the same pass as the copy.
+            torch.clamp_min(dist.view(torch.int32)[:rows], 0,
+                            out=out[start : start + rows, c0:c1].view(torch.int32))
     return out
 
 
@@ -175,16 +212,18 @@ def _knn_torch(
     idx_out = np.empty((len(query), k), dtype=np.int64)
     # per (query, reference) pair: float32 distance + int64 key + int32->int64 temporary
     rows = chunk_rows(len(reference), 4 + 8 + 8, memory_budget_mb)
+    bsz = block_rows(rows)
     if ref_sqnorm is not None:  # BLAS path: whole blocks (a partial block is padded anyway)
-        rows = max(BLAS_BLOCK_ROWS, rows - rows % BLAS_BLOCK_ROWS)
+        rows = max(bsz, rows - rows % bsz)
     for start, stop in _query_chunks(len(query), rows):
-        keys = _sort_keys(squared_distances(q_all[start:stop], ref, ref_sqnorm))  # (Qc, N)
+        keys = _sort_keys(squared_distances(q_all[start:stop], ref, ref_sqnorm, bsz))  # (Qc, N)
         if exclude_self:
             own = torch.arange(start, stop)
             keys[own - start, own] = torch.iinfo(torch.int64).max
         top = torch.topk(keys, k, dim=1, largest=False, sorted=True).values  # (Qc, k), unique keys
         idx_out[start:stop] = (top & 0xFFFFFFFF).numpy()
         dist_out[start:stop] = (top >> 32).to(torch.int32).view(torch.float32).numpy()
+        del keys  # before the next chunk is allocated: one chunk alive, not two
     return dist_out, idx_out
 
 
@@ -230,7 +269,7 @@ def knn(
         exclude_self: leave-one-out; query row ``i`` is reference row ``i`` and that index is
             never returned (duplicates of it are).
         memory_budget_mb: working memory for one chunk of queries (torch backend); the chunk
-            holds about ``20 * N`` bytes per query, and at least ``BLAS_BLOCK_ROWS`` queries
+            holds about ``20 * N`` bytes per query, and at least ``MIN_BLOCK_ROWS`` queries
             when ``d > LOW_DIM``.
         backend: ``"auto"``, ``"faiss"`` or ``"torch"`` (see the module docstring).
 

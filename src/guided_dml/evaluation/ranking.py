@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from guided_dml.evaluation.knn import BLAS_BLOCK_ROWS, LOW_DIM, chunk_rows, squared_distances
+from guided_dml.evaluation.knn import LOW_DIM, block_rows, chunk_rows, squared_distances
 
 _EXCLUDED = np.uint32(0xFFFFFFFF)  # above every float32 bit pattern of a distance (inf: 0x7F800000)
 _INF_BITS = np.uint32(0x7F800000)
@@ -393,13 +393,16 @@ def rank_queries(
     else:
         ref = torch.from_numpy(reference)
         ref_sqnorm = ref.square().sum(1)  # (N,), reused by every chunk
-        # The chunk holds 4 bytes per (query, reference) pair; squared_distances adds two
-        # (BLAS_BLOCK_ROWS, N) temporaries. Whole blocks only, at least one.
+        # The chunk holds 4 bytes per (query, reference) pair; squared_distances adds one
+        # (block, COLUMN_TILE) buffer. Whole blocks only, at least one.
         rows = chunk_rows(n_ref, 4, memory_budget_mb)
-        rows = max(BLAS_BLOCK_ROWS, rows - rows % BLAS_BLOCK_ROWS)
+        bsz = block_rows(rows)
+        rows = max(bsz, rows - rows % bsz)
+        chunk = torch.empty(min(rows, n_query), n_ref, dtype=torch.float32)  # reused
         for start in range(0, n_query, rows):
             stop = min(start + rows, n_query)
-            dist = squared_distances(torch.from_numpy(query[start:stop]), ref, ref_sqnorm)
+            dist = squared_distances(torch.from_numpy(query[start:stop]), ref, ref_sqnorm, bsz,
+                                     out=chunk[: stop - start])
             _rank_bits(
                 dist.numpy().view(np.uint32),
                 query_labels[start:stop],

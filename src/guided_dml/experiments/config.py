@@ -19,6 +19,15 @@ from ..errors import ConfigError
 
 METHODS = ("gdml", "siamese", "triplet", "margin", "multisim")
 SELECT_ON = ("map@r", "r_precision", "precision@1", "recall@1", "loss")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+AMP_MODES = ("none", "bf16", "fp16")
+# Settings that decide where and how fast a run computes, not what it computes (floating-point
+# summation order aside, as with `threads`): left out of the config hash, so a run started on
+# one machine can be resumed on another.
+EXECUTION_ONLY = ("data_dir", "threads", "progress", "device", "channels_last", "nproc")
+# Settings added after results were published: hashed only when they differ from their
+# default, so the hashes (and finished run folders) of older configs stay valid.
+HASHED_IF_SET = {"amp": "none"}
 
 
 @dataclass
@@ -79,6 +88,14 @@ class RunConfig:
     # Execution.
     threads: int | None = None  # torch intra-op threads; None: torch's default
     progress: bool | None = None  # progress bars; None: only on a terminal
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
+    # Mixed precision of the student's / baseline's forward pass: none | bf16 | fp16 (GPU only).
+    # It changes the numbers, so it is part of the config hash.
+    amp: str = "none"
+    channels_last: bool = False  # NHWC image tensors (faster convolutions on recent GPUs)
+    # Processes of a data-parallel run (torchrun); batch_size stays the global batch. With
+    # BatchNorm backbones on CPUs the batch statistics are per process (docs/design.md).
+    nproc: int = 1
 
     def validate(self) -> RunConfig:
         if self.method not in METHODS:
@@ -102,6 +119,17 @@ class RunConfig:
             raise ConfigError("--target-scaling must be 'standardize' or 'none'")
         if self.gemini_inputs not in ("standardize", "raw255"):
             raise ConfigError("--gemini-inputs must be 'standardize' or 'raw255'")
+        if self.device.split(":")[0] not in DEVICES:
+            raise ConfigError(f"--device must be one of {', '.join(DEVICES)}")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}")
+        if self.amp == "fp16" and self.device == "cpu":
+            raise ConfigError("--amp fp16 needs a GPU; use --amp bf16 on a CPU, or --amp none")
+        if self.nproc < 1:
+            raise ConfigError("--nproc must be at least 1")
+        if self.batch_size < self.nproc:
+            raise ConfigError(f"--batch-size {self.batch_size} is the global batch of all "
+                              f"{self.nproc} processes: it must be at least --nproc")
         return self
 
     @property
@@ -125,10 +153,13 @@ class RunConfig:
         return asdict(self)
 
     def hash(self) -> str:
-        """Hash of the settings that change results (not paths, threads or progress bars)."""
+        """Hash of the settings that change results (not paths, threads, devices or processes)."""
         d = self.to_dict()
-        for k in ("data_dir", "threads", "progress"):
+        for k in EXECUTION_ONLY:
             d.pop(k)
+        for k, default in HASHED_IF_SET.items():
+            if d[k] == default:
+                d.pop(k)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

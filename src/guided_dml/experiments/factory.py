@@ -127,24 +127,46 @@ def teacher_optim(cfg: RunConfig) -> OptimConfig:
 
 
 # --------------------------------------------------------------------------- saved models
+def model_blob(
+    model: EmbeddingNet,
+    cfg: RunConfig,
+    input_shape: tuple[int, ...],
+    classes: list[str],
+    *,
+    reference: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The contents of a model file: everything needed to rebuild the student without data.
+
+    ``reference``: the training set's ``embeddings`` (N, d), ``labels`` (N,), ``paths`` (file
+    names or None) and their ``root``, what ``gdml search`` retrieves from. ``extra``: more
+    entries (the estimator's parameters). Readers ignore keys they do not know, so both are
+    optional and the format stays ``guided-dml-model/1``.
+    """
+    blob: dict[str, Any] = {
+        "format": "guided-dml-model/1",
+        "config": cfg.to_dict(),
+        "input_shape": list(input_shape),
+        "classes": list(classes),
+        "state_dict": model.state_dict(),
+    }
+    if reference is not None:
+        blob["reference"] = reference
+    blob.update(extra or {})
+    return blob
+
+
 def save_model(
     path: str | Path,
     model: EmbeddingNet,
     cfg: RunConfig,
     input_shape: tuple[int, ...],
     classes: list[str],
+    *,
+    reference: dict[str, Any] | None = None,
 ) -> None:
-    """Everything needed to rebuild the student without the training data."""
-    save_torch(
-        {
-            "format": "guided-dml-model/1",
-            "config": cfg.to_dict(),
-            "input_shape": list(input_shape),
-            "classes": list(classes),
-            "state_dict": model.state_dict(),
-        },
-        path,
-    )
+    """:func:`model_blob` written to ``path`` (write-then-rename)."""
+    save_torch(model_blob(model, cfg, input_shape, classes, reference=reference), path)
 
 
 def load_model(path: str | Path) -> tuple[EmbeddingNet, dict[str, Any]]:

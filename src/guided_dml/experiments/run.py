@@ -7,7 +7,8 @@ Run folder layout::
     teacher.ckpt       GEMINI's per-epoch checkpoint       (deleted when the run finishes)
     targets.pt         GEMINI's 2-D targets of train + val (deleted when the run finishes)
     student.ckpt       the student's per-epoch checkpoint  (deleted when the run finishes)
-    model.pt           the selected student, loadable without training data
+    model.pt           the selected student, loadable without training data, with the training
+                       set's embeddings, labels and file paths (what `gdml search` looks in)
     metrics.json       evaluate() on the test set, training set as reference; written last,
                        so its presence means the run is complete
     embeddings.npz     test embeddings, labels, class names
@@ -22,20 +23,33 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..data import ArrayDataset, load_dataset, stratified_split
 from ..data.shifts import imbalanced_subset
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
-from ..models.embedding import channel_stats
+from ..models.embedding import EmbeddingNet, channel_stats
 from ..plotting import plot_embedding, plot_history
-from ..training import ArrayBatches, Trainer, TripletBatches, embed, gemini_step, random_crop_flip
+from ..training import (
+    ArrayBatches,
+    FitResult,
+    Trainer,
+    TripletBatches,
+    accelerator,
+    embed,
+    gemini_step,
+    on_device,
+    random_crop_flip,
+)
+from ..training import distributed as dist
 from ..training.checkpoint import load_torch, save_bytes, save_json, save_torch
 from ..training.gemini import teacher_targets
 from .config import RunConfig
@@ -69,6 +83,7 @@ def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) 
     if splits is None:
         splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     train_full, test = splits["train"], splits["test"]
+    check_classes(train_full)
     if cfg.imbalance:
         # Sub-population shift: a long-tailed training set, the balanced test set untouched.
         train_full = train_full.subset(imbalanced_subset(train_full.labels, cfg.imbalance, seed=cfg.seed))
@@ -83,6 +98,30 @@ def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) 
         test=test,
         reference=train_full,
     )
+
+
+def check_classes(train: ArrayDataset) -> None:
+    """Refuse training data that metric learning cannot use, naming the classes at fault.
+
+    Every method needs two classes (a negative) and two samples of each class (a positive pair;
+    GEMINI's anchor and positive).
+    """
+    counts = train.class_counts()
+    present = [train.classes[k] for k in range(len(counts)) if counts[k] > 0]
+    if len(present) < 2:
+        only = f" ({present[0]!r})" if present else ""
+        raise DataError(
+            f"the training data of {train.name} have a single class{only}; metric learning needs "
+            "at least 2 classes (for an image folder: one sub-folder per class)"
+        )
+    lonely = [train.classes[k] for k in range(len(counts)) if counts[k] == 1]
+    if lonely:
+        more = f" and {len(lonely) - 5} more" if len(lonely) > 5 else ""
+        shown = ", ".join(repr(c) for c in lonely[:5]) + more
+        raise DataError(
+            f"class(es) {shown} of {train.name} have a single training sample; every class needs at "
+            "least 2 (add images or remove those classes)"
+        )
 
 
 def _history_writer(run_dir: Path, phases: dict[str, list[dict[str, Any]]]):
@@ -121,6 +160,8 @@ def _check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool)
             f"{run_dir} holds a run with other settings (config hash {old_hash}, now "
             f"{cfg.hash()}); choose another --out or pass --overwrite"
         )
+    if {p.name for p in run_dir.iterdir()} == {"config.json"}:
+        return  # a start that failed before its first epoch (bad data): nothing to resume or lose
     if not resume and not (run_dir / COMPLETE_MARKER).exists():
         raise ConfigError(
             f"{run_dir} holds an unfinished run of these settings; pass --resume to continue "
@@ -141,15 +182,29 @@ def run_experiment(
 
     A finished run folder of the same config is returned as it is (nothing recomputed).
     ``resume`` continues an interrupted one from its last epoch.
+
+    Launched by torchrun (``WORLD_SIZE > 1``), every process calls this: they join one process
+    group and train data-parallel; rank 0 alone reads and writes ``run_dir`` and evaluates, and
+    every process returns the same metrics.
     """
     cfg.validate()
+    device = accelerator.resolve_device(cfg.device)
+    cfg = _with_world_size(cfg)
+    dist.init_from_env(device)
     run_dir = Path(run_dir)
-    _check_run_dir(run_dir, cfg, resume, overwrite)
     done = run_dir / COMPLETE_MARKER
-    if done.exists():
-        return json.loads(done.read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_json({**cfg.to_dict(), "hash": cfg.hash()}, run_dir / "config.json")
+
+    def open_run_dir() -> dict[str, Any] | None:
+        _check_run_dir(run_dir, cfg, resume, overwrite)
+        if done.exists():
+            return json.loads(done.read_text())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_json({**cfg.to_dict(), "hash": cfg.hash()}, run_dir / "config.json")
+        return None
+
+    finished = dist.on_main(open_run_dir)
+    if finished is not None:
+        return finished
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -160,63 +215,38 @@ def run_experiment(
     torch.manual_seed(cfg.seed)
     t_start = time.perf_counter()
 
-    data = prepare_data(cfg, splits)
-    input_shape = tuple(data.train.images.shape[1:])
-    mean, std = channel_stats(data.train.images)
-    phases: dict[str, list[dict[str, Any]]] = {}
-    write_history = _history_writer(run_dir, phases)
-    name = f"{cfg.method_label} on {cfg.dataset_label}"
+    # Rank 0 first: it may have to download the data set, which the others then find.
+    data = dist.main_first(lambda: prepare_data(cfg, splits))
+    trained = train_model(cfg, data, run_dir, resume=resume, device=device)
+    return dist.on_main(lambda: _evaluate_run(cfg, data, trained, run_dir, t_start, keep_checkpoints))
 
-    # ---- Algorithm 1: the GEMINI teacher and its targets (G-DML only)
-    if cfg.method == "gdml":
-        train_t, val_t = _teacher_phase(cfg, data, input_shape, mean, std, run_dir, phases,
-                                        write_history, resume, name)
-        if cfg.target_scaling == "standardize":
-            centre = train_t.mean(dim=0)
-            scale = (train_t - centre).pow(2).mean().sqrt().clamp_min(1e-8)  # one scalar: isotropic
-            train_t, val_t = (train_t - centre) / scale, (val_t - centre) / scale
-        train_source = ArrayBatches(data.train.images, train_t, cfg.batch_size,
-                                    augment=random_crop_flip if cfg.augment else None)
-        val_source = ArrayBatches(data.val.images, val_t, 512, shuffle=False, drop_last=False)
-    else:
-        train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
-                                    augment=random_crop_flip if cfg.augment else None)
-        # Validation batches as large as training ones: pair losses depend on batch size.
-        val_source = ArrayBatches(data.val.images, data.val.labels, cfg.batch_size,
-                                  shuffle=True, drop_last=len(data.val) >= cfg.batch_size)
 
-    # ---- Algorithm 2 (student) or a baseline: the same network and loop for every method
-    torch.manual_seed(cfg.seed)
-    model = build_student(cfg, input_shape, mean, std)
-    loss_fn, miner = build_loss(cfg)
+def _with_world_size(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``nproc`` = the processes torchrun started (checked against ``--nproc``)."""
+    world = dist.env_world_size() if dist.launched_by_torchrun() else 1
+    if world == 1 and cfg.nproc > 1:
+        raise ConfigError(
+            f"nproc = {cfg.nproc} needs one process per rank: run `gdml train --nproc "
+            f"{cfg.nproc} ...` (it starts torchrun) or `torchrun --nproc_per_node {cfg.nproc} "
+            "$(which gdml) train ...`"
+        )
+    if world > 1 and cfg.nproc not in (1, world):
+        raise ConfigError(f"--nproc {cfg.nproc} but torchrun started {world} processes")
+    return replace(cfg, nproc=world).validate() if world != cfg.nproc else cfg
 
-    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, target = batch
-        emb = model(x)
-        if miner is not None:
-            return loss_fn(emb, target, miner(emb, target))
-        return loss_fn(emb, target)
 
-    def val_score() -> float:
-        # Leave-one-out retrieval among the validation embeddings: the same criterion for
-        # every method, whatever the scale or reducer of its loss.
-        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[cfg.select_on]
-
-    phases["student"] = []
-    trainer = Trainer(
-        model=model, loss_fn=loss_fn, step=step, train_batches=train_source,
-        val_batches=val_source, config=student_optim(cfg), seed=cfg.seed, name=name,
-        checkpoint_path=run_dir / "student.ckpt", progress=cfg.progress,
-        val_score=None if cfg.select_on == "loss" else val_score,
-    )
-    trainer.on_epoch = lambda rec: (phases.__setitem__("student", trainer.result.history),
-                                    write_history())
-    if resume:
-        trainer.try_resume()
-        phases["student"] = trainer.result.history
-    result = trainer.fit()
-    phases["student"] = result.history
-    write_history()
+def _evaluate_run(
+    cfg: RunConfig,
+    data: PreparedData,
+    trained: TrainedModel,
+    run_dir: Path,
+    t_start: float,
+    keep_checkpoints: bool,
+) -> dict[str, Any]:
+    """Evaluate the trained model and write the rest of the run folder (rank 0 only)."""
+    done = run_dir / COMPLETE_MARKER
+    model, result, phases = trained.model, trained.result, trained.phases
+    input_shape, name = trained.input_shape, trained.name
     train_seconds = sum(r["seconds"] for hist in phases.values() for r in hist)
 
     # ---- evaluation: test queries against the training set (METHODS.md §2)
@@ -228,7 +258,8 @@ def run_experiment(
     metrics = evaluate(test_emb, data.test.labels, ref_emb, data.reference.labels)
     eval_seconds = time.perf_counter() - t_eval
 
-    save_model(run_dir / "model.pt", model, cfg, input_shape, data.reference.classes)
+    save_model(run_dir / "model.pt", model, cfg, input_shape, data.reference.classes,
+               reference=reference_set(cfg, data.reference, ref_emb))
     np.savez_compressed(
         run_dir / "embeddings.tmp.npz",
         test_embeddings=test_emb.numpy(),
@@ -263,27 +294,170 @@ def run_experiment(
     return out
 
 
+@dataclass
+class TrainedModel:
+    """What :func:`train_model` returns."""
+
+    model: EmbeddingNet  # the selected student (G-DML) or baseline network, on the CPU
+    input_shape: tuple[int, ...]  # (C, H, W) or (F,)
+    result: FitResult  # the student's fit: history, best epoch
+    phases: dict[str, list[dict[str, Any]]]  # per-epoch records: "teacher" (G-DML), "student"
+    name: str  # "gdml+mdr on digits": for messages
+
+
+def train_model(
+    cfg: RunConfig,
+    data: PreparedData,
+    run_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+) -> TrainedModel:
+    """Train ``cfg.method`` on ``data.train`` (selecting epochs on ``data.val``); no evaluation.
+
+    With a ``run_dir``, the history and per-epoch checkpoints are written there (and ``resume``
+    continues from them); without one nothing is written, as the estimator wants. ``device``
+    is where the networks and batches live; the returned model is on the CPU.
+
+    Inside a process group (torchrun) every process calls this with the same arguments: each
+    trains on its slice of every global batch of ``cfg.batch_size`` under
+    DistributedDataParallel, the losses see the gathered global batch, and rank 0 alone trains
+    GEMINI and writes the history and checkpoints (:mod:`guided_dml.training.distributed`).
+    """
+    dev = torch.device(device)
+    part = (dist.rank(), dist.world_size())  # this process's slice of every global batch
+    input_shape = tuple(data.train.images.shape[1:])
+    mean, std = channel_stats(data.train.images)
+    phases: dict[str, list[dict[str, Any]]] = {}
+    writes = run_dir is not None and dist.is_main()
+    write_history = _history_writer(run_dir, phases) if writes else _no_history
+    name = f"{cfg.method_label} on {cfg.dataset_label}"
+
+    # ---- Algorithm 1: the GEMINI teacher and its targets (G-DML only)
+    if cfg.method == "gdml":
+        # GEMINI is cheap next to the student: rank 0 trains it and sends its targets to all.
+        train_t, val_t = dist.on_main(lambda: _teacher_phase(
+            cfg, data, input_shape, mean, std, run_dir, phases, write_history, resume, name, dev))
+        if cfg.target_scaling == "standardize":
+            centre = train_t.mean(dim=0)
+            scale = (train_t - centre).pow(2).mean().sqrt().clamp_min(1e-8)  # one scalar: isotropic
+            train_t, val_t = (train_t - centre) / scale, (val_t - centre) / scale
+        train_source = ArrayBatches(data.train.images, train_t, cfg.batch_size,
+                                    augment=random_crop_flip if cfg.augment else None, part=part)
+        val_source = ArrayBatches(data.val.images, val_t, 512, shuffle=False, drop_last=False,
+                                  part=part)
+    else:
+        train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                    augment=random_crop_flip if cfg.augment else None, part=part)
+        # Validation batches as large as training ones: pair losses depend on batch size.
+        val_source = ArrayBatches(data.val.images, data.val.labels, cfg.batch_size,
+                                  shuffle=True, drop_last=len(data.val) >= cfg.batch_size,
+                                  part=part)
+
+    # ---- Algorithm 2 (student) or a baseline: the same network and loop for every method
+    torch.manual_seed(cfg.seed)
+    layout = accelerator.memory_format(cfg.channels_last, input_shape)
+    model = build_student(cfg, input_shape, mean, std).to(dev, memory_format=layout)
+    loss_fn, miner = build_loss(cfg)
+    loss_fn.to(dev)
+    net = _data_parallel(model, dev, cfg.batch_size)  # DDP averages gradients in backward
+    amp = accelerator.amp_dtype(cfg.amp, dev)
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, target = batch
+        with accelerator.autocast(dev, amp):
+            emb = net(x.contiguous(memory_format=layout) if x.dim() == 4 else x)
+        # Losses in float32 on the whole global batch (a no-op for one float32 process).
+        emb, target = dist.gather_rows(emb.float(), target)
+        if miner is not None:
+            return loss_fn(emb, target, miner(emb, target))
+        return loss_fn(emb, target)
+
+    def val_score() -> float:
+        # Leave-one-out retrieval among the validation embeddings: the same criterion for
+        # every method, whatever the scale or reducer of its loss.
+        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[cfg.select_on]
+
+    phases["student"] = []
+    trainer = Trainer(
+        model=model, loss_fn=loss_fn, step=step, train_batches=on_device(train_source, dev),
+        val_batches=on_device(val_source, dev), config=student_optim(cfg), seed=cfg.seed,
+        name=name, checkpoint_path=run_dir / "student.ckpt" if run_dir is not None else None,
+        progress=cfg.progress, val_score=None if cfg.select_on == "loss" else val_score,
+        grad_scaler=accelerator.grad_scaler(dev, amp),
+    )
+    trainer.on_epoch = lambda rec: (phases.__setitem__("student", trainer.result.history),
+                                    write_history())
+    if resume:
+        trainer.try_resume()
+        phases["student"] = trainer.result.history
+    result = trainer.fit()
+    phases["student"] = result.history
+    write_history()
+    return TrainedModel(model.cpu().eval(), input_shape, result, phases, name)
+
+
+def _no_history(_record: dict[str, Any] | None = None) -> None:
+    """History writer of a run without a folder."""
+
+
+def _data_parallel(model: nn.Module, device: torch.device, batch_size: int) -> nn.Module:
+    """``model`` under DistributedDataParallel inside a process group, else ``model`` itself.
+
+    BatchNorm: on GPUs the layers become SyncBatchNorm, whose statistics cover the global
+    batch, so results do not depend on the number of processes. torch has no CPU SyncBatchNorm:
+    with gloo each process normalises with the statistics of its own slice of the batch.
+    """
+    if not dist.is_distributed():
+        return model
+    if device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[device.index])
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_bn and dist.is_main():
+        log.warning("BatchNorm on %s: torch has no CPU SyncBatchNorm, so batch statistics come "
+                    "from each process's %d of the %d samples of a batch; results depend on the "
+                    "number of processes", device.type, batch_size // dist.world_size(), batch_size)
+    return DistributedDataParallel(model)
+
+
+def reference_set(cfg: RunConfig, reference: ArrayDataset, embeddings: torch.Tensor) -> dict[str, Any]:
+    """What ``gdml search`` needs in ``model.pt``: the training set's embeddings, labels, files.
+
+    ``root`` is the absolute path of an image folder or archive data set (the file paths are
+    relative to it), else None.
+    """
+    root = Path(cfg.dataset).expanduser()
+    return {
+        "embeddings": embeddings.detach().cpu().float(),
+        "labels": reference.labels.clone(),
+        "paths": list(reference.paths) if reference.paths is not None else None,
+        "root": str(root.resolve()) if reference.paths is not None and root.exists() else None,
+    }
+
+
 def _teacher_phase(
     cfg: RunConfig,
     data: PreparedData,
     input_shape: tuple[int, ...],
     mean: torch.Tensor,
     std: torch.Tensor,
-    run_dir: Path,
+    run_dir: Path | None,
     phases: dict[str, list[dict[str, Any]]],
     write_history: Any,
     resume: bool,
     name: str,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Train GEMINI (or reload its finished targets) and return ``(train targets, val targets)``."""
-    targets_file = run_dir / "targets.pt"
-    if resume and targets_file.exists():
+    targets_file = run_dir / "targets.pt" if run_dir is not None else None
+    if resume and targets_file is not None and targets_file.exists():
         saved = load_torch(targets_file)
         phases["teacher"] = saved["history"]
         return saved["train"], saved["val"]
     torch.manual_seed(cfg.seed)
     num_classes = len(data.reference.classes)
-    teacher = build_teacher(cfg, num_classes, input_shape, mean, std)
+    teacher = build_teacher(cfg, num_classes, input_shape, mean, std).to(device)
     train_source = TripletBatches(data.train.images, data.train.labels, cfg.gemini_batch,
                                   redraw=cfg.gemini_redraw, seed=cfg.seed)
     # The authors train GEMINI for a fixed number of epochs and keep the last one; the student's
@@ -303,9 +477,11 @@ def _teacher_phase(
     trainer = Trainer(
         model=teacher, loss_fn=loss_fn,
         step=lambda batch: gemini_step(teacher, loss_fn, batch),
-        train_batches=train_source, val_batches=val_source, config=teacher_optim(cfg),
-        seed=cfg.seed, name=f"GEMINI teacher ({cfg.dataset})",
-        checkpoint_path=run_dir / "teacher.ckpt", progress=cfg.progress,
+        train_batches=on_device(train_source, device),
+        val_batches=on_device(val_source, device) if val_source is not None else None,
+        config=teacher_optim(cfg), seed=cfg.seed, name=f"GEMINI teacher ({cfg.dataset})",
+        checkpoint_path=run_dir / "teacher.ckpt" if run_dir is not None else None,
+        progress=cfg.progress, distributed=False,  # rank 0 alone
     )
     trainer.on_epoch = lambda rec: (phases.__setitem__("teacher", trainer.result.history),
                                     write_history())
@@ -320,6 +496,7 @@ def _teacher_phase(
         raise DataError(f"{name}: GEMINI produced non-finite targets; try a lower --gemini-lr")
     # Target computation is part of G-DML's cost: book it on the teacher's last epoch.
     phases["teacher"][-1]["seconds"] += time.perf_counter() - t0
-    save_torch({"train": train_t, "val": val_t, "history": phases["teacher"]}, targets_file)
+    if targets_file is not None:
+        save_torch({"train": train_t, "val": val_t, "history": phases["teacher"]}, targets_file)
     write_history()
     return train_t, val_t

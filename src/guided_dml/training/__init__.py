@@ -1,6 +1,6 @@
 """Training loops: one generic trainer, GEMINI's class-pair batches, batch sources."""
 
-from .batches import ArrayBatches, random_crop_flip, to_unit_float
+from .batches import ArrayBatches, DeviceBatches, on_device, random_crop_flip, to_unit_float
 from .checkpoint import load_torch, save_json, save_torch
 from .embed import embed
 from .gemini import TripletBatches, class_pair_triplets, gemini_step, teacher_targets
@@ -8,6 +8,7 @@ from .trainer import FitResult, OptimConfig, Trainer
 
 __all__ = [
     "ArrayBatches",
+    "DeviceBatches",
     "FitResult",
     "OptimConfig",
     "Trainer",
@@ -16,6 +17,7 @@ __all__ = [
     "embed",
     "gemini_step",
     "load_torch",
+    "on_device",
     "random_crop_flip",
     "save_json",
     "save_torch",

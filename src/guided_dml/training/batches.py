@@ -3,16 +3,22 @@
 A batch source is a callable ``source(generator) -> Iterator[batch]``: the trainer hands it a
 ``torch.Generator`` seeded from (run seed, epoch), so an epoch's batches are the same whether the
 run went straight through or was resumed from a checkpoint.
+
+In a distributed run every process builds the same source with its ``part = (rank, world
+size)``: all draw the same global order from the same generator and each yields its contiguous
+slice of every global batch, so the slices in rank order are the single-process batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ..errors import DataError
+from .distributed import split_bounds
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
@@ -22,23 +28,62 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+def random_crop_flip(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    pad: int = 4,
+    part: tuple[int, int, int] | None = None,
+) -> torch.Tensor:
     """Standard CIFAR augmentation, vectorised over the batch: pad-and-crop plus horizontal flip.
 
     ``x``: (B, C, H, W) float. One random offset per sample, applied with a single gather
     (an ``unfold``-free index trick) so that augmentation costs a few ms per batch.
+
+    ``part = (start, stop, total)``: ``x`` holds rows ``[start, stop)`` of a global batch of
+    ``total`` rows (one process's slice in a distributed run). The random numbers are drawn for
+    all ``total`` rows, so every process consumes the generator exactly as one process would,
+    and those of the own rows are applied.
     """
     b, c, h, w = x.shape
+    start, stop, total = part if part is not None else (0, b, b)
+    rows_kept = slice(start, stop)
+    dy = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[rows_kept].to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (total,), generator=generator)[rows_kept].to(x.device)
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # zero padding, as in the usual recipe
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).view(b, 1, h, 1).expand(b, c, h, w + 2 * pad)
+    arange_h = torch.arange(h, device=x.device)
+    arange_w = torch.arange(w, device=x.device)
+    rows = (dy.view(b, 1) + arange_h.view(1, h)).view(b, 1, h, 1).expand(b, c, h, w + 2 * pad)
     cropped = padded.gather(2, rows)
-    cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).view(b, 1, 1, w).expand(b, c, h, w)
+    cols = (dx.view(b, 1) + arange_w.view(1, w)).view(b, 1, 1, w).expand(b, c, h, w)
     cropped = cropped.gather(3, cols)
-    flip = torch.rand(b, generator=generator) < 0.5
+    flip = (torch.rand(total, generator=generator) < 0.5)[rows_kept].to(x.device)
     cropped[flip] = cropped[flip].flip(-1)
     return cropped
+
+
+@dataclass
+class DeviceBatches:
+    """A batch source whose tensors are moved to ``device`` (a GPU) as they are drawn.
+
+    The wrapped source keeps its tensors on the CPU and draws its batches there, so the batch
+    order of a seed is the same on every device.
+    """
+
+    source: Callable[[torch.Generator], Iterator[tuple[torch.Tensor, ...]]]
+    device: torch.device
+
+    def __len__(self) -> int:
+        return len(self.source)  # type: ignore[arg-type]
+
+    def __call__(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        for batch in self.source(generator):
+            yield tuple(t.to(self.device, non_blocking=True) for t in batch)
+
+
+def on_device(source: Any, device: torch.device | str) -> Any:
+    """``source`` itself on the CPU (nothing to move), else a :class:`DeviceBatches` around it."""
+    device = torch.device(device)
+    return source if device.type == "cpu" else DeviceBatches(source, device)
 
 
 @dataclass
@@ -46,6 +91,12 @@ class ArrayBatches:
     """Shuffled mini-batches of ``(inputs, targets)`` from tensors held in memory.
 
     ``targets`` are labels (metric-learning baselines) or teacher coordinates (the student).
+    ``batch_size`` is the global batch; with ``part = (rank, world_size)`` this source yields
+    the process's contiguous slice of each global batch (``batch_size / world_size`` rows, the
+    first ``batch_size % world_size`` processes one more). ``augment(x, generator)`` is then
+    called as ``augment(x, generator, part=(start, stop, global size))`` and must draw its random
+    numbers for the whole global batch (see :func:`random_crop_flip`). :func:`on_device` moves
+    the batches to a GPU.
     """
 
     images: torch.Tensor  # (N, C, H, W) uint8 or (N, F) float
@@ -53,7 +104,8 @@ class ArrayBatches:
     batch_size: int
     shuffle: bool = True
     drop_last: bool = True  # pair-based losses misbehave on a 1-sample tail batch
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    augment: Callable[..., torch.Tensor] | None = None
+    part: tuple[int, int] = (0, 1)  # (rank, world size)
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.targets):
@@ -62,6 +114,14 @@ class ArrayBatches:
             )
         if self.batch_size < 1:
             raise DataError(f"batch size must be at least 1, got {self.batch_size}")
+        rank, world = self.part
+        if not 0 <= rank < world:
+            raise DataError(f"part must be (rank, world size) with 0 <= rank < world, got {self.part}")
+        if self.drop_last and self.batch_size < world:
+            raise DataError(
+                f"a global batch of {self.batch_size} cannot be split over {world} processes; "
+                f"use --batch-size {world} or more (it is the batch of all processes together)"
+            )
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -71,10 +131,17 @@ class ArrayBatches:
 
     def __call__(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.images)
+        rank, world = self.part
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         for i in range(len(self)):
-            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            batch = order[i * self.batch_size : (i + 1) * self.batch_size]  # the global batch
+            start, stop = split_bounds(len(batch), world, rank)
+            idx = batch[start:stop]
             x = to_unit_float(self.images.index_select(0, idx))
+            y = self.targets.index_select(0, idx)
             if self.augment is not None:
-                x = self.augment(x, generator)
-            yield x, self.targets.index_select(0, idx)
+                if world > 1:
+                    x = self.augment(x, generator, part=(start, stop, len(batch)))
+                else:
+                    x = self.augment(x, generator)
+            yield x, y

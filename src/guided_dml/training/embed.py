@@ -13,11 +13,14 @@ def embed(model: nn.Module, inputs: torch.Tensor, batch_size: int = 1024) -> tor
     """``model`` applied to ``uint8 (N, C, H, W)`` images (scaled to [0, 1]) or ``(N, F)`` vectors.
 
     Returns ``(N, d)`` float32. The model is put in eval mode (BatchNorm uses its running
-    statistics), the same preprocessing as training is applied (METHODS.md §4).
+    statistics), the same preprocessing as training is applied (METHODS.md §4). Batches go to
+    the model's device; the result is on the CPU.
     """
     was_training = model.training
     model.eval()
-    out = [model(to_unit_float(inputs[i : i + batch_size])).float()
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    out = [model(to_unit_float(inputs[i : i + batch_size]).to(device)).float().cpu()
            for i in range(0, len(inputs), batch_size)]
     model.train(was_training)
     if not out:

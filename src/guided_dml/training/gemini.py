@@ -108,9 +108,11 @@ def teacher_targets(
 ) -> torch.Tensor:
     """The reduced hypothesis space: ``t_i = G(x_i, y_i)`` for every sample, ``(N, d)`` float32."""
     teacher.eval()
+    param = next(teacher.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
     parts = []
     for i in range(0, len(images), batch_size):
-        x = to_unit_float(images[i : i + batch_size])
-        out, _ = teacher(x, labels[i : i + batch_size])
-        parts.append(out)
+        x = to_unit_float(images[i : i + batch_size]).to(device)
+        out, _ = teacher(x, labels[i : i + batch_size].to(device))
+        parts.append(out.cpu())
     return torch.cat(parts).float()

@@ -14,7 +14,12 @@ what every method in the paper's protocol shares (METHODS.md §1.3–1.4, §4):
 * a checkpoint after every epoch (write-then-rename), so a killed run loses at most one epoch,
   and resume from it that reproduces an uninterrupted run exactly (the batches of epoch ``e``
   come from a generator seeded by ``(seed, e)``, not from a global RNG state);
-* a clear error when the loss becomes NaN or infinite.
+* a clear error when the loss becomes NaN or infinite;
+* optional float16 loss scaling (``grad_scaler``; the step runs the forward pass under autocast);
+* data-parallel runs (:mod:`.distributed`): every process runs this loop on its slice of each
+  global batch; rank 0 alone writes checkpoints, calls ``on_epoch`` and shows progress, computes
+  the validation score and hands it to the others, and reads the checkpoint to resume from, so
+  that every process takes the same decisions (learning rate, best epoch, early stop).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import TrainingError
+from . import distributed as dist
 from .checkpoint import load_torch, save_torch
 
 Batch = Any
@@ -94,6 +100,10 @@ class Trainer:
         num_batches: batches per epoch, for the progress bar (default: ``len(train_batches)``).
         val_score: validation score, higher is better; when given it replaces the validation
             loss as the criterion of the scheduler, best-epoch selection and early stop.
+        distributed: whether every process of the process group runs this trainer together
+            (the student and baselines); ``None``: when a group is running. ``False`` for work
+            done by rank 0 alone (the GEMINI teacher).
+        grad_scaler: loss scaler for float16 mixed precision (``None``: no scaling).
     """
 
     def __init__(
@@ -112,6 +122,8 @@ class Trainer:
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         num_batches: int | None = None,
         val_score: Callable[[], float] | None = None,
+        distributed: bool | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
@@ -122,7 +134,10 @@ class Trainer:
         self.seed = seed
         self.name = name
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-        self.progress = _progress_enabled(progress)
+        # A trainer is collective only while a process group runs (False forces a solo run).
+        self.distributed = dist.is_distributed() and distributed is not False
+        self.progress = _progress_enabled(progress) and self._writes()  # one bar, not N
+        self.grad_scaler = grad_scaler
         self.on_epoch = on_epoch
         self.val_score = val_score
         self.num_batches = num_batches if num_batches is not None else _safe_len(train_batches)
@@ -162,6 +177,7 @@ class Trainer:
             "result": asdict(self.result),
             "best_state": self._best_state,
             "config": asdict(self.config),
+            "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -170,21 +186,35 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler and state["scheduler"]:
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.grad_scaler is not None and state.get("grad_scaler"):
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
         self.start_epoch = int(state["next_epoch"])
         self.result = FitResult(**state["result"])
         self._best_state = state["best_state"]
 
+    def _writes(self) -> bool:
+        """Whether this process writes checkpoints and calls ``on_epoch``."""
+        return dist.is_main() or not self.distributed
+
     def try_resume(self) -> bool:
-        """Load the checkpoint if there is one; True when it was loaded."""
-        if self.checkpoint_path is None or not self.checkpoint_path.exists():
-            return False
+        """Load the checkpoint if there is one; True when it was loaded.
+
+        In a distributed run rank 0 reads the file and sends its content to every process, so
+        all of them continue from the same state (the folder need not be shared).
+        """
+        path = self.checkpoint_path
+
+        def read() -> dict[str, Any] | None:
+            return load_torch(path) if path is not None and path.exists() else None
+
         try:
-            state = load_torch(self.checkpoint_path)
+            state = dist.on_main(read) if self.distributed else read()
+            if state is None:
+                return False
             self.load_state_dict(state)
         except Exception as e:  # a foreign or incompatible file: say so, do not guess
             raise TrainingError(
-                f"cannot resume from {self.checkpoint_path}: {e}; "
-                "delete it (or the run folder) to start afresh"
+                f"cannot resume from {path}: {e}; delete it (or the run folder) to start afresh"
             ) from e
         return True
 
@@ -216,14 +246,23 @@ class Trainer:
             disable=not self.progress,
             dynamic_ncols=True,
         )
+        scaler = self.grad_scaler
         for batch in bar:
             loss = self.step(batch)
             self._check_finite(loss, epoch)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is None:
+                loss.backward()
+            else:
+                scaler.scale(loss).backward()
+                scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             if self.config.clip_value is not None:
                 torch.nn.utils.clip_grad_value_(self.params, self.config.clip_value)
-            self.optimizer.step()
+            if scaler is None:
+                self.optimizer.step()
+            else:
+                scaler.step(self.optimizer)  # skipped when a gradient overflowed
+                scaler.update()
             total += loss.item()
             count += 1
             if count % 20 == 0:
@@ -275,7 +314,9 @@ class Trainer:
                 )
             record_score: dict[str, float] = {}
             if self.val_score is not None:
-                score = float(self.val_score())
+                val_score = self.val_score
+                # Computed once, by rank 0, so every process takes the same decisions below.
+                score = float(dist.on_main(val_score) if self.distributed else val_score())
                 record_score["val_score"] = score
                 monitored = -score
             else:
@@ -306,9 +347,9 @@ class Trainer:
             if cfg.early_stop_patience is not None and since_best > cfg.early_stop_patience:
                 self.result.stopped_early = True
             self.start_epoch = epoch + 1
-            if self.checkpoint_path is not None:
+            if self.checkpoint_path is not None and self._writes():
                 save_torch(self.state_dict(), self.checkpoint_path)
-            if self.on_epoch is not None:
+            if self.on_epoch is not None and self._writes():
                 self.on_epoch(record)
             outer.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
         outer.close()

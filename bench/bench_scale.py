@@ -8,8 +8,9 @@ For each N, in its own subprocess (for a clean peak-memory reading):
 * ``ivf``: ``evaluate(..., index="ivf")`` with the default ``nlist``/``nprobe``, and the recall of
   its neighbours against the exact ones that it reports.
 
-Peak memory is the child's ``ru_maxrss`` after the call minus its value before it (data built,
-kernels warmed up): what ``evaluate`` itself adds on top of its inputs. Growth is summarised by
+Memory: the child's resident-set high-water mark is reset (``/proc/self/clear_refs``) once the
+data are built and the kernels warmed up; the peak during the call minus the resident size
+before it is what ``evaluate`` itself adds on top of its inputs. Growth is summarised by
 the exponent ``b`` in ``time ~ N^b`` between consecutive sizes (``b = 1``: linear in N, as an
 exact search must be).
 
@@ -25,7 +26,6 @@ import argparse
 import itertools
 import json
 import math
-import resource
 import subprocess
 import sys
 import time
@@ -46,6 +46,15 @@ def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, labels
 
 
+def _status_mb(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status``, in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def child(n_ref: int, n_query: int, mode: str) -> None:
     """One measurement; prints a JSON line."""
     from guided_dml.evaluation import evaluate
@@ -54,13 +63,15 @@ def child(n_ref: int, n_query: int, mode: str) -> None:
     query, query_labels = blobs(n_query, seed=1)
     evaluate(query[:200], query_labels[:200], reference[:2000], ref_labels[:2000], nmi=False,
              index=mode)  # numba kernels loaded, faiss and torch thread pools started
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the high-water mark: data building does not count
+    before = _status_mb("VmRSS")
     t0 = time.perf_counter()
     metrics = evaluate(query, query_labels, reference, ref_labels, nmi=False, index=mode)
     seconds = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "added_mb": (after - before) / 1024,
-                      "peak_mb": after / 1024, "metrics": metrics}))
+    peak = _status_mb("VmHWM")
+    print(json.dumps({"seconds": seconds, "added_mb": peak - before, "peak_mb": peak,
+                      "inputs_mb": (reference.nbytes + query.nbytes) / 2**20, "metrics": metrics}))
 
 
 def measure(n_ref: int, n_query: int, mode: str) -> dict:

@@ -64,7 +64,7 @@ class Settings:
     scale_queries: int
 
 
-QUICK = Settings(steps=4, repeats=2, evaluate_sizes=("10000", "3000x20000"), jpeg_images=5_000,
+QUICK = Settings(steps=3, repeats=5, evaluate_sizes=("20000", "3000x60000"), jpeg_images=5_000,
                  scale_queries=1_000)
 FULL = Settings(steps=15, repeats=3, evaluate_sizes=bench_evaluate.DEFAULT_SIZES, jpeg_images=0,
                 scale_queries=10_000)
@@ -106,9 +106,12 @@ def evaluation(s: Settings) -> list[Ratio]:
         what = f"evaluate, {bench_evaluate.describe(spec)}"
         rows.append(Ratio(f"{what}: time", f"{r.ours_s:.2f} s", f"{r.pml_s:.1f} s",
                           f"{bound}{r.pml_s / r.ours_s:.1f}x faster", ">= 10x", r.pml_s / r.ours_s >= 10))
+        # Below 1 MB our side is within the noise of the idle child: report a bound.
         mem = r.pml_mb / max(r.ours_mb, 1.0)
-        rows.append(Ratio(f"{what}: peak memory", f"{r.ours_mb:,.0f} MB", f"{r.pml_mb:,.0f} MB",
-                          f"{bound}{mem:.0f}x less", ">= 10x", mem >= 10))
+        small = r.ours_mb < 1.0
+        rows.append(Ratio(f"{what}: peak memory", "< 1 MB" if small else f"{r.ours_mb:,.0f} MB",
+                          f"{r.pml_mb:,.0f} MB", f"{'>= ' if small else bound}{mem:.0f}x less",
+                          ">= 10x", mem >= 10))
     return rows
 
 
@@ -122,8 +125,10 @@ def data_loading(s: Settings, raw_28: float) -> list[Ratio]:
         epoch = bench_data.epoch_seconds(m.images, raw_28 if m.what.startswith("IDX") else raw_32)
         print(f"  {m.what:<26} {m.images:>6} images {m.ours_s:6.2f} s ({m.images / m.ours_s:,.0f} img/s), "
               f"{m.baseline} {m.baseline_s:.2f} s; {m.ours_s / epoch:.1%} of a training epoch", flush=True)
-        rows.append(Ratio(f"load {m.what}", f"{m.images / m.ours_s:,.0f} img/s", m.baseline,
-                          f"{m.speedup:.1f}x faster; {m.ours_s / epoch:.1%} of an epoch", "", None))
+        rows.append(Ratio(f"load {m.what}", f"{m.images / m.ours_s:,.0f} img/s",
+                          f"{m.baseline}: {m.images / m.baseline_s:,.0f} img/s",
+                          f"time x{m.ours_s / m.baseline_s:.2f}; {m.ours_s / epoch:.1%} of an epoch",
+                          "", None))
     return rows
 
 
@@ -138,11 +143,14 @@ def scaling(s: Settings) -> list[Ratio]:
                              b <= 1.1 if mode == "exact" else None))
     big = {r["mode"]: r for r in rows if r["n_ref"] == bench_scale.DEFAULT_SIZES[-1]}
     exact, ivf = big["exact"], big["ivf"]
+    # The stated bound: the chunk budget (512 MB), the product buffer (<= 64 MB) and 28 bytes per
+    # reference item (two scratch key rows, 1/rank table, squared norms).
+    budget = 512 + 64 + 28 * 1_000_000 / 2**20
     out.append(Ratio("evaluate exact, 1,000,000 refs: memory", f"+{exact['added_mb']:,.0f} MB",
-                     "512 MB budget", f"{exact['added_mb'] / 512:.2f} of budget", "<= 1.1",
-                     exact["added_mb"] <= 1.1 * 512))
+                     f"{budget:,.0f} MB budget", f"{exact['added_mb'] / budget:.2f} of budget",
+                     "<= 1", exact["added_mb"] <= budget))
     out.append(Ratio("evaluate ivf vs exact, 1,000,000 refs", f"{ivf['seconds']:.1f} s",
-                     f"{exact['seconds']:.1f} s", f"{exact['seconds'] / ivf['seconds']:.1f}x faster, "
+                     f"exact {exact['seconds']:.1f} s", f"time x{ivf['seconds'] / exact['seconds']:.2f}, "
                      f"recall@8 {ivf['metrics']['ann_recall@8']:.3f}", "", None))
     return out
 

@@ -101,13 +101,14 @@ def _timed_epoch(trainer: Trainer, epoch: int) -> float:
 
 def loop_throughput(
     method: str, shape: tuple[int, ...], batch: int, steps: int, rounds: int = 3
-) -> tuple[float, float]:
-    """(loop images/s, raw images/s) for one method, same network and batch size.
+) -> tuple[float, float, float]:
+    """(loop images/s, raw images/s, loop/raw) for one method, same network and batch size.
 
     ``rounds`` alternations of ``steps`` raw steps and one loop epoch of ``steps`` batches
     (``Trainer.train_epoch``: slicing, conversion, loss, clipping, optimiser, bookkeeping), on
-    the same model; the medians are compared. Alternating exposes both sides to the same machine
-    load, which on a shared machine changes faster than a whole measurement takes.
+    the same model. The ratio is the median over the rounds of raw time / loop time: each pair
+    of neighbouring blocks sees nearly the same machine load, which on a shared machine changes
+    faster than a whole measurement takes.
     """
     trainer = _trainer(method, shape, batch, batch * steps)
     model = trainer.model
@@ -119,7 +120,8 @@ def loop_throughput(
         raw_s.append(_raw_steps(model, opt, x, steps))
         loop_s.append(_timed_epoch(trainer, r))
     images = steps * batch
-    return images / statistics.median(loop_s), images / statistics.median(raw_s)
+    ratio = statistics.median(r / lp for r, lp in zip(raw_s, loop_s, strict=True))
+    return images / statistics.median(loop_s), images / statistics.median(raw_s), ratio
 
 
 def gdml_vs_triplet(
@@ -215,8 +217,8 @@ def main() -> None:
     print(f"backbone: cpu preset (resnet18, imagenet stem), input {shape}, batch {args.batch}\n")
     print(f"{'method':<10} {'raw img/s':>10} {'loop img/s':>11} {'loop/raw':>9}")
     for method in args.methods:
-        loop, raw = loop_throughput(method, shape, args.batch, args.steps, args.repeats)
-        print(f"{method:<10} {raw:>10.0f} {loop:>11.0f} {loop / raw:>8.1%}")
+        loop, raw, ratio = loop_throughput(method, shape, args.batch, args.steps, args.repeats)
+        print(f"{method:<10} {raw:>10.0f} {loop:>11.0f} {ratio:>8.1%}")
     c = gdml_vs_triplet(shape)
     print(f"\nG-DML whole cost vs triplet, cpu preset on {shape} x 54 000 (measured now): "
           f"teacher {c['teacher_epochs']} x {c['teacher_epoch_s']:.1f} s + targets "

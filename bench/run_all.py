@@ -3,8 +3,8 @@
 Each ratio compares guided-dml with a reference measured in this same run, on this machine and
 under its current load, so ratios stay meaningful on a busy machine where absolute times do not:
 
-1. training-loop throughput against the backbone's raw forward/backward, per method
-   (``bench_training.loop_throughput``; target >= 90 %);
+1. training-loop throughput against the backbone's raw forward/backward, per method, as the
+   median ratio of alternating single steps (``bench_training.loop_throughput``; target >= 90 %);
 2. G-DML's whole cost (teacher + targets + student) against the triplet baseline
    (``bench_training.gdml_vs_triplet``; target <= 1.15x);
 3. ``evaluate()`` against pytorch-metric-learning's ``AccuracyCalculator``, time and peak memory
@@ -57,16 +57,17 @@ class Ratio:
 
 @dataclass
 class Settings:
-    steps: int
-    repeats: int
+    loop_pairs: int  # alternations of one raw and one loop step, per method
+    steps: int  # student / triplet steps per round of the G-DML cost measurement
+    repeats: int  # its rounds
     evaluate_sizes: tuple[str, ...]
     jpeg_images: int
     scale_queries: int
 
 
-QUICK = Settings(steps=3, repeats=5, evaluate_sizes=("20000", "3000x60000"), jpeg_images=5_000,
+QUICK = Settings(loop_pairs=15, steps=3, repeats=5, evaluate_sizes=("20000", "3000x60000"), jpeg_images=5_000,
                  scale_queries=1_000)
-FULL = Settings(steps=15, repeats=3, evaluate_sizes=bench_evaluate.DEFAULT_SIZES, jpeg_images=0,
+FULL = Settings(loop_pairs=41, steps=6, repeats=9, evaluate_sizes=bench_evaluate.DEFAULT_SIZES, jpeg_images=0,
                 scale_queries=10_000)
 
 
@@ -78,11 +79,11 @@ def training(s: Settings) -> tuple[list[Ratio], float]:
     section("training loop vs raw forward/backward (cpu preset: resnet18, 1x28x28, batch 128)")
     rows, raws = [], []
     for method in METHODS:
-        loop, raw = bench_training.loop_throughput(method, (1, 28, 28), 128, s.steps, s.repeats)
+        loop, raw, ratio = bench_training.loop_throughput(method, (1, 28, 28), 128, 1, s.loop_pairs)
         raws.append(raw)
-        print(f"  {method:<9} raw {raw:7.0f} img/s, loop {loop:7.0f} img/s: {loop / raw:.1%}", flush=True)
+        print(f"  {method:<9} raw {raw:7.0f} img/s, loop {loop:7.0f} img/s: {ratio:.1%}", flush=True)
         rows.append(Ratio(f"training loop, {method}", f"{loop:.0f} img/s", f"raw {raw:.0f} img/s",
-                          f"{loop / raw:.1%}", ">= 90 %", loop / raw >= 0.9))
+                          f"{ratio:.1%}", ">= 90 %", ratio >= 0.9))
     return rows, statistics.median(raws)
 
 

@@ -52,7 +52,15 @@ def _torchrun(jobs: list[dict], tmp: Path, name: str) -> subprocess.CompletedPro
     path = os.pathsep.join([str(WORKER.parent), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     cmd = launch_command(2, [str(spec)], module=WORKER.stem)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    # 600 s: a guard against a hung collective only (the launches take 10-30 s; a loaded CI
+    # machine can make that several times longer).
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _failure(proc: subprocess.CompletedProcess) -> str:
+    """Both streams of a failed launch: torchrun reports a worker's traceback on stdout or stderr."""
+    return (f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-3000:]}\n"
+            f"--- stderr ---\n{proc.stderr[-3000:]}")
 
 
 def _history(run: Path) -> list[dict]:
@@ -81,13 +89,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         # killed after the checkpoint of epoch 2 of 3 ...
         {"argv": _args("gdml", out["gdml2r"], "--mdr", "0.2"), "stop_before_epoch": 2},
     ], tmp, "first")
-    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.returncode == 0, _failure(first)
     assert not (out["gdml2r"] / "metrics.json").exists()
     assert (out["gdml2r"] / "student.ckpt").exists()
     # ... and resumed by a fresh pair of processes
     second = _torchrun([{"argv": _args("gdml", out["gdml2r"], "--mdr", "0.2", "--resume")}],
                        tmp, "second")
-    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.returncode == 0, _failure(second)
     return out
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize-embeddings", type=_bool_flag,
                    help="L2-normalise embeddings inside the baseline losses (true/false)")
     p.add_argument("--gemini-redraw", type=_bool_flag, help="redraw triplets every epoch")
+    p.add_argument("--skip-bad", action="store_true", default=None,
+                   help="image folders: leave out unreadable images (with a note) instead of stopping")
     p.add_argument("--channels-last", type=_bool_flag,
                    help="NHWC image tensors, faster convolutions on recent GPUs (true/false)")
 
@@ -77,7 +80,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
     names = [f[0].lstrip("-").replace("-", "_") for f in _HYPER_FLAGS]
     names += ["data_dir", "preset", "augment", "normalize_embeddings", "gemini_redraw",
-              "channels_last"]
+              "channels_last", "skip_bad"]
     return {n: getattr(args, n) for n in names if n not in skip}
 
 
@@ -238,7 +241,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str) -> str:
     """An error message on one line, whatever the library under it put in it."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -304,6 +307,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` relaunches them
+    with warnings.catch_warnings():
+        # The library warns (skipped images, per-process BatchNorm, ...); a command-line user
+        # wants one readable line, not a source location.
+        warnings.showwarning = _show_note
+        return _run(args)
+
+
+def _show_note(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"gdml: note: {_one_line(message)}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except GdmlError as e:

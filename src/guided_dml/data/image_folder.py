@@ -418,7 +418,7 @@ def _report_unreadable(bad: list[tuple[str, str]], root: Path, on_error: OnError
     if on_error == "raise":
         raise DataError(
             f"{len(bad)} unreadable image(s) in {root}: {shown}{more}; fix or remove them, or "
-            f"pass on_error='skip'"
+            f"pass on_error='skip' (gdml: --skip-bad)"
         )
     warnings.warn(f"skipped {len(bad)} unreadable image(s) in {root}: {shown}{more}", stacklevel=3)
 

@@ -46,6 +46,11 @@ def _canonical(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+def is_builtin(name: str) -> bool:
+    """Whether :func:`load_dataset` reads ``name`` as a built-in data set (not a path)."""
+    return _canonical(name) in DATASETS
+
+
 def _check_options(name: str, loader: Callable[..., Any], opts: dict[str, Any]) -> None:
     """Turn an unknown keyword into a DataError that lists the valid ones."""
     params = inspect.signature(loader).parameters

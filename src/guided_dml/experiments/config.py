@@ -27,7 +27,7 @@ AMP_MODES = ("none", "bf16", "fp16")
 EXECUTION_ONLY = ("data_dir", "threads", "progress", "device", "channels_last", "nproc")
 # Settings added after results were published: hashed only when they differ from their
 # default, so the hashes (and finished run folders) of older configs stay valid.
-HASHED_IF_SET: dict[str, Any] = {"amp": "none", "gemini_weight_decay": 0.0}
+HASHED_IF_SET: dict[str, Any] = {"amp": "none", "gemini_weight_decay": 0.0, "skip_bad": False}
 
 
 @dataclass
@@ -47,6 +47,9 @@ class RunConfig:
     stem: str = "imagenet"  # 15x cheaper than "cifar" on 32x32 inputs; see docs/presets.md
     pretrained: str | None = None  # torchvision resnet18 state-dict file (never fetched)
     augment: bool = False  # pad-crop + flip; only meaningful for natural images
+    # Image folders: leave out unreadable images (with a warning) instead of stopping. It
+    # changes the training data, so it is part of the config hash when set.
+    skip_bad: bool = False
 
     # Optimisation of the student and the baselines (METHODS.md §1.3-1.4).
     epochs: int = 6

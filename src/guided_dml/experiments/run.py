@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import ArrayDataset, load_dataset, stratified_split
+from ..data.registry import is_builtin
 from ..data.shifts import imbalanced_subset
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
@@ -81,7 +82,8 @@ class PreparedData:
 def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) -> PreparedData:
     """Load (or take) the data set, subsample if asked, and split off validation by ``seed``."""
     if splits is None:
-        splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+        opts = {"on_error": "skip"} if cfg.skip_bad and not is_builtin(cfg.dataset) else {}
+        splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **opts)
     train_full, test = splits["train"], splits["test"]
     check_classes(train_full)
     if cfg.imbalance:
@@ -324,6 +326,17 @@ def train_model(
     DistributedDataParallel, the losses see the gathered global batch, and rank 0 alone trains
     GEMINI and writes the history and checkpoints (:mod:`guided_dml.training.distributed`).
     """
+    if cfg.select_on != "loss":
+        # Epochs are selected by leave-one-out retrieval among the validation images, which
+        # needs some class with two of them; say so now rather than after the first epoch.
+        counts = data.val.class_counts()
+        if len(counts) == 0 or int(counts.max()) < 2:
+            raise ConfigError(
+                f"the validation split has {len(data.val)} image(s) (--val-fraction "
+                f"{cfg.val_fraction} of {len(data.reference)}) and no class with two, so --select-on "
+                f"{cfg.select_on} cannot score it; raise --val-fraction, add images, or pass "
+                "--select-on loss"
+            )
     dev = torch.device(device)
     part = (dist.rank(), dist.world_size())  # this process's slice of every global batch
     input_shape = tuple(data.train.images.shape[1:])

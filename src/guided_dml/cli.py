@@ -41,7 +41,6 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--miner", str, "miner for the baselines (none | multisim | triplet)"),
     ("--gemini-epochs", int, "GEMINI teacher epochs"),
     ("--gemini-lr", float, "GEMINI learning rate"),
-    ("--gemini-weight-decay", float, "GEMINI weight decay (authors: 0)"),
     ("--gemini-beta", float, "β of Eq. 5"),
     ("--gemini-margin", float, "margin m of Eq. 5"),
     ("--gemini-batch", int, "triplets per class pair (B)"),

@@ -27,7 +27,7 @@ AMP_MODES = ("none", "bf16", "fp16")
 EXECUTION_ONLY = ("data_dir", "threads", "progress", "device", "channels_last", "nproc")
 # Settings added after results were published: hashed only when they differ from their
 # default, so the hashes (and finished run folders) of older configs stay valid.
-HASHED_IF_SET: dict[str, Any] = {"amp": "none", "gemini_weight_decay": 0.0, "skip_bad": False}
+HASHED_IF_SET: dict[str, Any] = {"amp": "none", "skip_bad": False}
 
 
 @dataclass
@@ -76,9 +76,6 @@ class RunConfig:
     # GEMINI teacher (Algorithm 1).
     gemini_epochs: int = 15
     gemini_lr: float = 1e-2  # 1e-3 under-trains with standardised inputs (METHODS.md §1.2)
-    # The authors use none. Without it Eq. 5 is met by laying the classes on a line (the margin
-    # fixes no scale), which leaves the student a 1-D map to regress (docs/design.md).
-    gemini_weight_decay: float = 0.0
     gemini_beta: float = 0.005
     gemini_margin: float = 3.0
     gemini_batch: int = 64
@@ -115,7 +112,7 @@ class RunConfig:
             raise ConfigError("--val-fraction must be between 0 and 1 (exclusive)")
         if self.lr <= 0 or self.gemini_lr <= 0:
             raise ConfigError("learning rates must be positive")
-        if self.weight_decay < 0 or self.gemini_weight_decay < 0:
+        if self.weight_decay < 0:
             raise ConfigError("weight decay must not be negative")
         if self.imbalance is not None and self.imbalance < 1:
             raise ConfigError("--imbalance must be at least 1 (the ratio of largest to smallest class)")

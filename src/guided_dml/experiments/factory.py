@@ -114,12 +114,12 @@ def student_optim(cfg: RunConfig) -> OptimConfig:
 
 def teacher_optim(cfg: RunConfig) -> OptimConfig:
     # Algorithm 1 as the authors run it: plain SGD, constant lr, no decay, no clipping; the
-    # last epoch is kept unless per-epoch validation was asked for. Weight decay is our option.
+    # last epoch is kept unless per-epoch validation was asked for.
     return OptimConfig(
         epochs=cfg.gemini_epochs,
         lr=cfg.gemini_lr,
         momentum=0.0,
-        weight_decay=cfg.gemini_weight_decay,
+        weight_decay=0.0,
         clip_value=None,
         plateau_factor=None,
         select_best=cfg.gemini_validate,

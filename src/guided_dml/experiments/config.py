@@ -44,7 +44,7 @@ class RunConfig:
     # Student / baseline network (the same for every method: the paper's fair protocol).
     embedding_dim: int = 2  # the paper's d: 2-D maps for every method
     backbone: str = "resnet18"
-    stem: str = "imagenet"  # 15x cheaper than "cifar" on 32x32 inputs; see docs/presets.md
+    stem: str = "imagenet"  # ~10x cheaper than "cifar" on 28-32 px inputs; see docs/presets.md
     pretrained: str | None = None  # torchvision resnet18 state-dict file (never fetched)
     augment: bool = False  # pad-crop + flip; only meaningful for natural images
     # Image folders: leave out unreadable images (with a warning) instead of stopping. It

@@ -237,8 +237,12 @@ def _cpu(dataset: str, method: str) -> dict[str, Any]:
     if ds == "cifar10":
         p.update({"gemini_beta": 0.003, "augment": True})
     if ds == "digits":
-        # 1 257 training images of 8x8: the small CNN learns them in seconds.
-        p.update({"backbone": "smallcnn", "epochs": 30, "batch_size": 64, "gemini_epochs": 10})
+        # 1 257 training images of 8x8: the small CNN learns them in seconds. GEMINI as the
+        # authors run it (raw 0-255 inputs, lr 1e-3, triplets drawn once): on digits it lays the
+        # classes out in 2-D where the settings above put them on a line, and the student's
+        # validation MAP@R rises from 0.67 to 0.89 (mean of 3 seeds; docs/presets.md).
+        p.update({"backbone": "smallcnn", "epochs": 30, "batch_size": 64, "gemini_epochs": 10,
+                  "gemini_inputs": "raw255", "gemini_lr": 1e-3, "gemini_redraw": False})
     return p
 
 

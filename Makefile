@@ -11,7 +11,7 @@ test: setup
 	.venv/bin/python -m pytest -q
 
 lint: setup
-	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff check src tests bench scripts
 
 bench: setup
 	.venv/bin/python bench/run_all.py

@@ -21,6 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Flags shared by `train` and `benchmark` that map one-to-one onto RunConfig fields.
 # (flag, type, help). The default of every flag is None = "not given": the preset decides.
+_SKIP_BAD_HELP = "leave out unreadable images (with a note)"
 _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--embedding-dim", int, "output dimension d (paper: 2)"),
     ("--epochs", int, "student / baseline epochs"),
@@ -71,7 +72,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="L2-normalise embeddings inside the baseline losses (true/false)")
     p.add_argument("--gemini-redraw", type=_bool_flag, help="redraw triplets every epoch")
     p.add_argument("--skip-bad", action="store_true", default=None,
-                   help="image folders: leave out unreadable images (with a note) instead of stopping")
+                   help=f"image folders: {_SKIP_BAD_HELP} instead of stopping")
     p.add_argument("--channels-last", type=_bool_flag,
                    help="NHWC image tensors, faster convolutions on recent GPUs (true/false)")
 
@@ -152,7 +153,7 @@ def _add_practitioner_commands(sub: Any) -> None:
     e.add_argument("--out", required=True,
                    help="FILE.npy (N×d float32) or FILE.csv (file, label = folder, e0, e1, ...)")
     e.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    e.add_argument("--skip-bad", action="store_true", help="leave out unreadable images (with a note)")
+    e.add_argument("--skip-bad", action="store_true", help=_SKIP_BAD_HELP)
     e.set_defaults(func=cmd_embed)
 
     s = sub.add_parser(
@@ -165,7 +166,7 @@ def _add_practitioner_commands(sub: Any) -> None:
                    help="query images (files, folders, archives) or a .npy array")
     s.add_argument("--k", type=int, default=10, help="neighbours per query (default: 10)")
     s.add_argument("--json", action="store_true", help="print JSON for machines")
-    s.add_argument("--skip-bad", action="store_true", help="leave out unreadable images (with a note)")
+    s.add_argument("--skip-bad", action="store_true", help=_SKIP_BAD_HELP)
     s.set_defaults(func=cmd_search)
 
     pl = sub.add_parser(

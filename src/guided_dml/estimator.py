@@ -23,7 +23,7 @@ from .data.arrays import as_model_input, check_input_shape, encode_labels
 from .errors import ConfigError, TrainingError
 from .experiments.config import RunConfig, resolve_config
 from .experiments.factory import load_model, model_blob
-from .experiments.run import prepare_data, train_model
+from .experiments.run import prepare_data, train_model, val_scorable
 from .outputs import check_output, write_file
 from .training import embed
 from .training.accelerator import resolve_device
@@ -187,7 +187,7 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             torch.set_flush_denormal(True)
             torch.manual_seed(cfg.seed)
             prepared = prepare_data(cfg, {"train": data, "test": no_test})
-            if cfg.select_on != "loss" and int(prepared.val.class_counts().max()) < 2:
+            if cfg.select_on != "loss" and not val_scorable(prepared):
                 # A validation split this small has no pair of one class, so no retrieval score
                 # can rank the epochs: select on the validation loss instead.
                 cfg = replace(cfg, select_on="loss")

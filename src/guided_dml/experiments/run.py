@@ -79,6 +79,13 @@ class PreparedData:
     reference: ArrayDataset  # train + val: the paper's retrieval reference (the training set)
 
 
+def val_scorable(data: PreparedData) -> bool:
+    """Whether a retrieval score (``--select-on map@r`` etc.) can rank epochs on ``data.val``:
+    leave-one-out among the validation samples needs some class with two of them."""
+    counts = data.val.class_counts()
+    return len(counts) > 0 and int(counts.max()) >= 2
+
+
 def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) -> PreparedData:
     """Load (or take) the data set, subsample if asked, and split off validation by ``seed``."""
     if splits is None:
@@ -326,17 +333,14 @@ def train_model(
     DistributedDataParallel, the losses see the gathered global batch, and rank 0 alone trains
     GEMINI and writes the history and checkpoints (:mod:`guided_dml.training.distributed`).
     """
-    if cfg.select_on != "loss":
-        # Epochs are selected by leave-one-out retrieval among the validation images, which
-        # needs some class with two of them; say so now rather than after the first epoch.
-        counts = data.val.class_counts()
-        if len(counts) == 0 or int(counts.max()) < 2:
-            raise ConfigError(
-                f"the validation split has {len(data.val)} image(s) (--val-fraction "
-                f"{cfg.val_fraction} of {len(data.reference)}) and no class with two, so --select-on "
-                f"{cfg.select_on} cannot score it; raise --val-fraction, add images, or pass "
-                "--select-on loss"
-            )
+    if cfg.select_on != "loss" and not val_scorable(data):
+        # Say so now rather than after the first epoch (the estimator falls back to the loss).
+        raise ConfigError(
+            f"the validation split has {len(data.val)} image(s) (--val-fraction "
+            f"{cfg.val_fraction} of {len(data.reference)}) and no class with two, so --select-on "
+            f"{cfg.select_on} cannot score it; raise --val-fraction, add images, or pass "
+            "--select-on loss"
+        )
     dev = torch.device(device)
     part = (dist.rank(), dist.world_size())  # this process's slice of every global batch
     input_shape = tuple(data.train.images.shape[1:])

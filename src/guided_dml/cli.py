@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -307,11 +309,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` relaunches them
-    with warnings.catch_warnings():
-        # The library warns (skipped images, per-process BatchNorm, ...); a command-line user
-        # wants one readable line, not a source location.
-        warnings.showwarning = _show_note
-        return _run(args)
+    # SIGTERM (kill, job schedulers) stops like Ctrl-C: runs keep their finished epochs and a
+    # parallel benchmark takes its worker processes down with it.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    try:
+        with warnings.catch_warnings():
+            # The library warns (skipped images, per-process BatchNorm, ...); a command-line user
+            # wants one readable line, not a source location.
+            warnings.showwarning = _show_note
+            return _run(args)
+    finally:
+        if in_main:  # main() called from Python (tests, notebooks) leaves the handler as it was
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds like a Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated(f"signal {signum}")
 
 
 def _show_note(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
@@ -333,10 +351,11 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"gdml: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("gdml: interrupted; finished epochs are saved (use --resume to continue)",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        again = ("run the same command again to continue" if args.command == "benchmark"
+                 else "use --resume to continue")
+        print(f"gdml: interrupted; finished epochs are saved ({again})", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,3 +65,67 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     before = (killed / "runs.csv").read_text()
     subprocess.run(_cmd(killed), env=env, check=True, capture_output=True)
     assert (killed / "runs.csv").read_text() == before
+
+
+def _children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    if not path.exists():
+        pytest.skip("needs Linux's /proc/PID/task/PID/children")
+    return {int(c) for c in path.read_text().split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has stopped; only its exit status is left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_parallel_benchmark_stops_with_its_workers(tmp_path, sig):
+    """A signal to the parent alone (kill, a scheduler) stops the grid at once, workers included.
+
+    Before, the executor's exit waited for every queued run, and SIGTERM/SIGKILL left workers
+    training on as orphans.
+    """
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "guided_dml.cli", "benchmark", "--methods", "triplet", "siamese",
+           "margin", "--seeds", "2", "--preset", "smoke", "--epochs", "40", "--out", str(out),
+           "--progress", "false", "--workers", "2"]
+    # Its own session, so that the clean-up below can take down whatever a failure leaves.
+    # stderr goes to a file: a pipe's read would block while an orphaned worker holds it open.
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        _signal_and_check(proc, out, sig, log)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _signal_and_check(proc: subprocess.Popen, out: Path, sig: int, log: Path) -> None:
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(out.glob("runs/*/*/seed-*/*.ckpt")):
+        if proc.poll() is not None:
+            pytest.fail(f"the benchmark ended before the signal: {log.read_text()}")
+        time.sleep(0.05)
+    workers = {c for c in _children(proc.pid) if "multiprocessing.spawn" in
+               Path(f"/proc/{c}/cmdline").read_text()}
+    assert len(workers) == 2
+    started = time.time()
+    proc.send_signal(sig)
+    rc = proc.wait(timeout=60)
+    err = log.read_text()
+    if sig != signal.SIGKILL:
+        assert rc == 128 + sig, err
+        assert "interrupted" in err and "run the same command again" in err
+    while any(_alive(w) for w in workers) and time.time() - started < 30:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), "a worker outlived the benchmark"
+    assert time.time() - started < 30
+    assert not list(out.glob("runs/*/*/seed-1/metrics.json")), "queued runs ran on"

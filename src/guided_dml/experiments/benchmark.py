@@ -107,6 +107,41 @@ def _run_one(cfg_dict: dict[str, Any], run_dir: str, shift: bool,
         return {"ok": False, "run_dir": run_dir, "error": f"{type(e).__name__}: {e}"}
 
 
+def _worker_init(parent_pid: int) -> None:
+    """Runs first in every worker process.
+
+    SIGINT is ignored: a Ctrl-C reaches the whole process group, and the parent alone decides
+    how the grid stops (it terminates the workers). A daemon thread ends the worker if the
+    parent dies without that chance (SIGKILL, OOM killer), so no orphan trains on alone.
+    """
+    import signal
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gdml-parent-watch", daemon=True).start()
+
+
+def _stop_workers(ex: ProcessPoolExecutor) -> None:
+    """Cancel queued runs and terminate running ones, without waiting for them to finish."""
+    import multiprocessing
+
+    ex.shutdown(wait=False, cancel_futures=True)
+    children = multiprocessing.active_children()
+    for p in children:
+        p.terminate()
+    for p in children:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+
+
 def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:
     """A run folder of other settings (an edited preset) is renamed, never mixed or deleted."""
     cfg_file = run_dir / "config.json"
@@ -151,11 +186,20 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
             finished(_run_one(cfg.to_dict(), str(d), spec.shift, spec.shift_max_test))
     else:
         # spawn: a clean interpreter per worker (no forked torch thread pools).
-        with ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn")) as ex:
+        ex = ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn"),
+                                 initializer=_worker_init, initargs=(os.getpid(),))
+        try:
             futs = [ex.submit(_run_one, c.to_dict(), str(d), spec.shift, spec.shift_max_test)
                     for c, d in todo]
             for f in as_completed(futs):
                 finished(f.result())
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM via the CLI) or broken: the executor's own exit would
+            # wait for every queued run. Stop now instead; each run's checkpoints are written
+            # atomically, so a worker killed mid-epoch loses at most that epoch.
+            _stop_workers(ex)
+            raise
+        ex.shutdown(wait=True)
     bar.close()
     report = _write_report(out)
     return {

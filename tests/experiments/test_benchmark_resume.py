@@ -129,3 +129,35 @@ def _signal_and_check(proc: subprocess.Popen, out: Path, sig: int, log: Path) ->
     assert not any(_alive(w) for w in workers), "a worker outlived the benchmark"
     assert time.time() - started < 30
     assert not list(out.glob("runs/*/*/seed-1/metrics.json")), "queued runs ran on"
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@pytest.mark.slow
+def test_interrupt_stops_only_the_benchmarks_own_workers(tmp_path, monkeypatch):
+    """Library use: an interrupted run_benchmark leaves the caller's other child processes alone."""
+    import multiprocessing
+
+    from guided_dml.experiments import benchmark
+
+    bystander = multiprocessing.get_context("spawn").Process(target=_sleep, args=(120,))
+    bystander.start()
+    try:
+        def interrupt(out: Path) -> None:  # the first finished run "presses Ctrl-C"
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(benchmark, "_refresh_tables", interrupt)
+        spec = benchmark.BenchmarkSpec(methods=("triplet", "siamese", "margin"), seeds=2,
+                                       preset="smoke", out=str(tmp_path), workers=2,
+                                       progress=False, overrides={"epochs": 2})
+        with pytest.raises(KeyboardInterrupt):
+            benchmark.run_benchmark(spec)
+        assert bystander.is_alive()
+        ours = [p for p in multiprocessing.active_children() if p.pid != bystander.pid]
+        assert not any(p.is_alive() for p in ours)
+        assert len(list(tmp_path.glob("runs/*/*/seed-*/metrics.json"))) < 6
+    finally:
+        bystander.kill()
+        bystander.join()

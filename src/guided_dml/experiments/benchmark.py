@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import traceback
 from collections.abc import Sequence
@@ -128,12 +129,13 @@ def _worker_init(parent_pid: int) -> None:
     threading.Thread(target=watch, name="gdml-parent-watch", daemon=True).start()
 
 
-def _stop_workers(ex: ProcessPoolExecutor) -> None:
-    """Cancel queued runs and terminate running ones, without waiting for them to finish."""
-    import multiprocessing
+def _stop_workers(ex: ProcessPoolExecutor, others: set[int | None]) -> None:
+    """Cancel queued runs and terminate running ones, without waiting for them to finish.
 
+    ``others``: child processes that existed before the pool (a notebook's own), left alone.
+    """
     ex.shutdown(wait=False, cancel_futures=True)
-    children = multiprocessing.active_children()
+    children = [p for p in multiprocessing.active_children() if p.pid not in others]
     for p in children:
         p.terminate()
     for p in children:
@@ -186,6 +188,7 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
             finished(_run_one(cfg.to_dict(), str(d), spec.shift, spec.shift_max_test))
     else:
         # spawn: a clean interpreter per worker (no forked torch thread pools).
+        others = {p.pid for p in multiprocessing.active_children()}  # not ours to stop
         ex = ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn"),
                                  initializer=_worker_init, initargs=(os.getpid(),))
         try:
@@ -197,7 +200,7 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
             # Interrupted (Ctrl-C, SIGTERM via the CLI) or broken: the executor's own exit would
             # wait for every queued run. Stop now instead; each run's checkpoints are written
             # atomically, so a worker killed mid-epoch loses at most that epoch.
-            _stop_workers(ex)
+            _stop_workers(ex, others)
             raise
         ex.shutdown(wait=True)
     bar.close()

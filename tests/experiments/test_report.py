@@ -310,3 +310,13 @@ def test_long_tailed_variants_get_a_sub_population_table(tmp_path: Path) -> None
         assert row[3].strip("*") == f"{delta:.2f}"
     assert "sub-population shift" in paths["report_html"].read_text()
     assert r"\label{tab:mnist-imbalance}" in paths["summary_tex"].read_text()
+
+
+def test_error_extent_clips_to_the_scale_and_skips_single_seeds():
+    from guided_dml.experiments.report import error_extent
+
+    assert error_extent(50.0, 3.0) == (3.0, 3.0)
+    assert error_extent(95.0, 12.0) == (12.0, 5.0)  # two seeds: t = 12.7 overshoots 100
+    assert error_extent(4.0, 12.0) == (4.0, 12.0)
+    down, up = error_extent(40.0, math.nan)  # one seed: no interval, no bar
+    assert math.isnan(down) and math.isnan(up)

@@ -768,6 +768,17 @@ def _float(v: Any) -> float:
         return math.nan
 
 
+def error_extent(mean: float, ci: float) -> tuple[float, float]:
+    """Lengths of an error bar below and above ``mean`` on the 0–100 scale.
+
+    Clipped to the scale (with two seeds t = 12.7 and the interval leaves it); NaN for one seed,
+    which has no interval, so that matplotlib draws no bar rather than a zero-width one.
+    """
+    if not math.isfinite(ci):
+        return math.nan, math.nan
+    return min(ci, mean), min(ci, 100.0 - mean)
+
+
 def plot_recall_bars(summary: Sequence[dict[str, Any]], confidence: float = 0.95) -> bytes | None:
     """Recall@1 mean with CI error bars, grouped by data set; the paper's values as ◆ markers."""
     if not summary:
@@ -786,10 +797,9 @@ def plot_recall_bars(summary: Sequence[dict[str, Any]], confidence: float = 0.95
                 continue
             xs.append(i + (j - (len(methods) - 1) / 2) * width)
             ys.append(s["recall@1_mean"])
-            ci = s["recall@1_ci"] if math.isfinite(s["recall@1_ci"]) else 0.0
-            # Clipped to the 0–100 scale: with two seeds t = 12.7 and the interval leaves it.
-            lo.append(min(ci, ys[-1]))
-            hi.append(min(ci, 100.0 - ys[-1]))
+            down, up = error_extent(ys[-1], s["recall@1_ci"])
+            lo.append(down)
+            hi.append(up)
             paper = PAPER_RESULTS.get(ds, {}).get(m)
             if paper is not None:
                 ax.plot(xs[-1], paper[0], marker="D", color="black", markersize=5, zorder=5,
@@ -814,7 +824,7 @@ def plot_recall_bars(summary: Sequence[dict[str, Any]], confidence: float = 0.95
     ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
               fontsize=9)
     ax.set_title(f"Recall@1, mean ± {confidence * 100:g} % CI over seeds "
-                 "(error bars clipped to 0–100)", fontsize=11)
+                 "(clipped to 0–100; none for one seed)", fontsize=11)
     fig.tight_layout()
     return _png(fig)
 

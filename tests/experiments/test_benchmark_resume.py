@@ -152,11 +152,12 @@ def test_interrupt_stops_only_the_benchmarks_own_workers(tmp_path, monkeypatch):
         spec = benchmark.BenchmarkSpec(methods=("triplet", "siamese", "margin"), seeds=2,
                                        preset="smoke", out=str(tmp_path), workers=2,
                                        progress=False, overrides={"epochs": 2})
+        before = {p.pid for p in multiprocessing.active_children()}  # earlier tests' too
         with pytest.raises(KeyboardInterrupt):
             benchmark.run_benchmark(spec)
         assert bystander.is_alive()
-        ours = [p for p in multiprocessing.active_children() if p.pid != bystander.pid]
-        assert not any(p.is_alive() for p in ours)
+        ours = [p for p in multiprocessing.active_children() if p.pid not in before]
+        assert not any(p.is_alive() for p in ours), (ours, before)
         assert len(list(tmp_path.glob("runs/*/*/seed-*/metrics.json"))) < 6
     finally:
         bystander.kill()

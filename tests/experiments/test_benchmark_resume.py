@@ -156,8 +156,10 @@ def test_interrupt_stops_only_the_benchmarks_own_workers(tmp_path, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             benchmark.run_benchmark(spec)
         assert bystander.is_alive()
-        ours = [p for p in multiprocessing.active_children() if p.pid not in before]
-        assert not any(p.is_alive() for p in ours), (ours, before)
+        deadline = time.time() + 15  # a loaded machine may take a moment to reap them
+        while (ours := [p for p in multiprocessing.active_children() if p.pid not in before]):
+            assert time.time() < deadline, f"workers outlived the interrupt: {ours}"
+            time.sleep(0.1)
         assert len(list(tmp_path.glob("runs/*/*/seed-*/metrics.json"))) < 6
     finally:
         bystander.kill()

@@ -142,6 +142,7 @@ def _stop_workers(ex: ProcessPoolExecutor, others: set[int | None]) -> None:
         p.join(timeout=10)
         if p.is_alive():
             p.kill()
+            p.join(timeout=10)
 
 
 def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:

@@ -12,11 +12,13 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +117,6 @@ def _worker_init(parent_pid: int) -> None:
     how the grid stops (it terminates the workers). A daemon thread ends the worker if the
     parent dies without that chance (SIGKILL, OOM killer), so no orphan trains on alone.
     """
-    import signal
-    import threading
-    import time
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
@@ -190,7 +188,7 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
     else:
         # spawn: a clean interpreter per worker (no forked torch thread pools).
         others = {p.pid for p in multiprocessing.active_children()}  # not ours to stop
-        ex = ProcessPoolExecutor(max_workers=spec.workers, mp_context=get_context("spawn"),
+        ex = ProcessPoolExecutor(max_workers=spec.workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_init, initargs=(os.getpid(),))
         try:
             futs = [ex.submit(_run_one, c.to_dict(), str(d), spec.shift, spec.shift_max_test)

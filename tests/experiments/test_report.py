@@ -22,8 +22,10 @@ from guided_dml.experiments.report import (
     TABLE_HEADERS,
     TABLE_METRICS,
     collect_runs,
+    comparison_pairs,
     mean_ci,
     method_name,
+    paired_comparisons,
     summarize,
     write_report,
 )
@@ -152,7 +154,7 @@ def test_summarize_percent_and_seed_count(tmp_path: Path) -> None:
 def test_every_file_is_written(report: tuple[Path, dict[str, Path]]) -> None:
     out, paths = report
     expected = {"runs_csv", "summary_csv", "summary_md", "summary_tex", "report_html",
-                "recall_at_1_png", "shift_csv"}
+                "recall_at_1_png", "shift_csv", "paired_csv"}
     for ds in ("mnist", "toyset"):
         expected |= {f"embeddings_{ds}_png", f"curves_{ds}_png", f"shift_{ds}_png"}
     assert set(paths) == expected
@@ -320,3 +322,63 @@ def test_error_extent_clips_to_the_scale_and_skips_single_seeds():
     assert error_extent(4.0, 12.0) == (4.0, 12.0)
     down, up = error_extent(40.0, math.nan)  # one seed: no interval, no bar
     assert math.isnan(down) and math.isnan(up)
+
+
+# ---------------------------------------------------------------------------- paired comparisons
+
+
+def test_comparison_pairs_mdr_against_its_base_then_gdml_against_each_baseline() -> None:
+    methods = ["margin+mdr", "gdml", "triplet+mdr", "siamese", "gdml+mdr", "triplet"]
+    assert comparison_pairs(methods) == [
+        ("triplet+mdr", "triplet"), ("gdml+mdr", "gdml"),  # margin+mdr: no margin to compare with
+        ("gdml", "siamese"), ("gdml", "triplet"),
+    ]
+    assert comparison_pairs(["triplet", "siamese"]) == []
+
+
+def test_paired_differences_equal_scipy_paired_t_on_the_shared_seeds(tmp_path: Path) -> None:
+    make_benchmark(tmp_path, datasets=("mnist",), methods=("triplet", "gdml"), seeds=(0, 1, 2, 3))
+    make_benchmark(tmp_path, datasets=("mnist",), methods=("triplet+mdr",), seeds=(1, 2, 4))
+    runs = collect_runs(tmp_path)
+    rows = {(r["method"], r["reference"]): r for r in paired_comparisons(runs)}
+    assert set(rows) == {("triplet+mdr", "triplet"), ("gdml", "triplet")}
+
+    def metric(method: str, seed: int, name: str) -> float:
+        path = tmp_path / "runs" / "mnist" / method / f"seed-{seed}" / "metrics.json"
+        return 100 * json.loads(path.read_text())[name]
+
+    for (method, ref), seeds in ((("triplet+mdr", "triplet"), [1, 2]), (("gdml", "triplet"), [0, 1, 2, 3])):
+        row = rows[(method, ref)]
+        assert row["seeds"] == " ".join(map(str, seeds)) and row["n"] == len(seeds)
+        for name in ("recall@1", "map@r"):
+            a = np.array([metric(method, s, name) for s in seeds])
+            b = np.array([metric(ref, s, name) for s in seeds])
+            test = stats.ttest_rel(a, b)
+            lo, hi = test.confidence_interval(0.95)
+            assert row[f"{name}_diff_mean"] == pytest.approx((a - b).mean())
+            assert row[f"{name}_diff_ci"] == pytest.approx((hi - lo) / 2)
+            assert [float(x) for x in row[f"{name}_per_seed"].split()] == pytest.approx(a - b, abs=0.006)
+        diffs = [metric(method, s, "recall@1") - metric(ref, s, "recall@1") for s in seeds]
+        assert row["wins"] == sum(d > 0 for d in diffs)
+        assert "robustness_auc_diff_mean" in row  # the fake runs have shift.json
+
+
+def test_paired_table_in_summary_html_and_csv(report: tuple[Path, dict[str, Path]]) -> None:
+    out, paths = report
+    expected = paired_comparisons(collect_runs(out))
+    csv_rows = read_csv(paths["paired_csv"])
+    assert [(r["dataset"], r["method"], r["reference"]) for r in csv_rows] == [
+        (r["dataset"], r["method"], r["reference"]) for r in expected]
+    for got, want in zip(csv_rows, expected, strict=True):
+        assert float(got["recall@1_diff_mean"]) == pytest.approx(want["recall@1_diff_mean"])
+        assert float(got["recall@1_diff_ci"]) == pytest.approx(want["recall@1_diff_ci"])
+    md = paths["summary_md"].read_text()
+    block = md.split("### MNIST: paired comparisons (same seeds)")[1].split("\n## ")[0]
+    table = [line for line in block.splitlines() if line.startswith("| ")][1:]
+    assert [line.split("|")[1].strip() for line in table] == ["Triplet + MDR vs Triplet", "G-DML vs Triplet"]
+    want = next(r for r in expected if r["dataset"] == "mnist" and r["method"] == "gdml")
+    cells = [c.strip() for c in table[1].strip("|").split("|")]
+    sign = "+" if want["recall@1_diff_mean"] > 0 else ""
+    assert cells[3] == f"{sign}{want['recall@1_diff_mean']:.2f} ± {want['recall@1_diff_ci']:.2f}"
+    assert cells[2] == f"{want['wins']}/3" and cells[-1] == want["recall@1_per_seed"]
+    assert "MNIST: paired comparisons (same seeds)" in paths["report_html"].read_text()

@@ -17,6 +17,8 @@ into ``OUT``:
 ``recall_at_1.png``         Recall@1 with CI error bars, grouped by data set, paper marked
 ``shift_<ds>.png``          Recall@1 against corruption severity per method (if shift data)
 ``shift.csv``               Recall@1 per corruption × severity × method (if shift data)
+``paired.csv``              seed-by-seed differences: each ``X+mdr`` against ``X``, G-DML
+                            against each baseline (mean ± paired CI, per-seed values, wins)
 ``report.html``             all of the above on one page, figures inlined as data URIs
 =========================== ==============================================================
 
@@ -58,6 +60,9 @@ METRICS = ("precision@1", "recall@1", "f1", "recall@2", "recall@4", "recall@8",
 #: The paper's table columns, in its order (its "MAP@1" column is MAP@R).
 TABLE_METRICS = ("recall@1", "f1", "nmi", "r_precision", "map@r")
 TABLE_HEADERS = ("R@1", "F1", "NMI", "RP", "MAP@R")
+#: The metrics of the paired, seed-by-seed comparisons (:func:`paired_comparisons`).
+PAIRED_METRICS = ("recall@1", "map@r", "robustness_auc")
+PAIRED_HEADERS = ("R@1", "MAP@R", "Robustness AUC")
 #: Base methods in the paper's row order; ``+mdr`` variants follow in the same order.
 METHOD_ORDER = ("siamese", "triplet", "margin", "multisim", "gdml")
 METHOD_NAMES = {"siamese": "Siamese", "triplet": "Triplet", "margin": "Margin",
@@ -327,6 +332,60 @@ def summarize_shift(shift_rows: Sequence[dict[str, Any]],
     return out
 
 
+def comparison_pairs(methods: Iterable[str]) -> list[tuple[str, str]]:
+    """The ``(method, reference)`` pairs the report compares seed by seed: every ``X+mdr``
+    against its ``X`` (MDR's effect), then ``gdml`` against every other method without a ``+``
+    (the paper's claim). Only pairs whose two labels are both in ``methods``."""
+    have = set(methods)
+    pairs = [(m, m.partition("+")[0]) for m in sorted(have, key=method_key)
+             if "+" in m and m.partition("+")[0] in have]
+    if "gdml" in have:
+        pairs += [("gdml", m) for m in sorted(have, key=method_key) if "+" not in m and m != "gdml"]
+    return pairs
+
+
+def paired_comparisons(rows: Sequence[dict[str, Any]],
+                       confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Paired differences between two methods over the seeds both have finished.
+
+    A method and its reference trained with the same seed share the data split, the
+    initialisation of the backbone and the batch order, so ``method − reference`` per seed removes
+    the seed-to-seed spread that both share: the mean ± Student-t CI of these differences
+    (a paired t interval) answers "does MDR help?" or "does G-DML beat Triplet?" with far fewer
+    seeds than comparing two independent means (the wide CIs of :func:`summarize`).
+
+    Pairs: :func:`comparison_pairs` per data set. Keys of a row: ``dataset``, ``method``,
+    ``reference``, ``n`` and ``seeds`` (the shared seeds), ``wins`` (seeds where the method's
+    Recall@1 is higher), and for each metric ``m`` of :data:`PAIRED_METRICS` present in the runs:
+    ``m_diff_mean``, ``m_diff_ci`` and ``m_per_seed`` (space-separated differences), in
+    percentage points.
+    """
+    by_key = {(str(r["dataset"]), str(r["method"]), int(r["seed"])): r for r in rows}
+    datasets = sorted({k[0] for k in by_key}, key=dataset_key)
+    out = []
+    for ds in datasets:
+        methods = {k[1] for k in by_key if k[0] == ds}
+        for method, ref in comparison_pairs(methods):
+            seeds = sorted(s for d, m, s in by_key if d == ds and m == method
+                           and (ds, ref, s) in by_key)
+            if not seeds:
+                continue
+            row: dict[str, Any] = {"dataset": ds, "method": method, "reference": ref,
+                                   "n": len(seeds), "seeds": " ".join(map(str, seeds))}
+            for metric in PAIRED_METRICS:
+                pairs = [(by_key[(ds, method, s)].get(metric), by_key[(ds, ref, s)].get(metric))
+                         for s in seeds]
+                if all(a is None or b is None for a, b in pairs):
+                    continue  # e.g. robustness AUC without --shift
+                diffs = [100.0 * (_float(a) - _float(b)) for a, b in pairs]
+                row[f"{metric}_diff_mean"], row[f"{metric}_diff_ci"] = mean_ci(diffs, confidence)
+                row[f"{metric}_per_seed"] = " ".join(f"{d:+.2f}" for d in diffs)
+            r1 = row.get("recall@1_per_seed", "")
+            row["wins"] = sum(1 for d in r1.split() if float(d) > 0)
+            out.append(row)
+    return out
+
+
 def _corruption_order(rows: Iterable[dict[str, Any]]) -> list[str]:
     """``clean`` first, then the corruptions in the order of the shifts module's registry."""
     from ..data.shifts import CORRUPTIONS
@@ -372,6 +431,12 @@ def _fmt(mean: float, ci: float | None = None, digits: int = 2) -> str:
     if ci is None:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {ci:.{digits}f}" if math.isfinite(ci) else f"{mean:.{digits}f} ± n/a"
+
+
+def _fmt_diff(mean: float, ci: float) -> str:
+    """A difference with its sign: ``+1.64 ± 0.13``, ``-0.75 ± 16.52``."""
+    text = _fmt(mean, ci)
+    return f"+{text}" if math.isfinite(mean) and mean > 0 and not text.startswith("0.00 ") else text
 
 
 def _fmt_seconds(s: float) -> str:
@@ -453,6 +518,32 @@ def _shift_tables(srows: Sequence[dict[str, Any]], summary: Sequence[dict[str, A
     return head1, body1, bold1, head2, body2, bold2
 
 
+def _paired_table(prows: Sequence[dict[str, Any]], dataset: str
+                  ) -> tuple[list[str], list[list[str]]] | None:
+    """A data set's paired comparisons as text cells: per pair the shared seeds, the seeds won on
+    Recall@1, mean ± CI of each metric's difference and the per-seed Recall@1 differences."""
+    rows = [r for r in prows if r["dataset"] == dataset]
+    if not rows:
+        return None
+    metrics = [(m, h) for m, h in zip(PAIRED_METRICS, PAIRED_HEADERS, strict=True)
+               if any(f"{m}_diff_mean" in r for r in rows)]
+    head = ["Comparison", "Seeds", "Wins (R@1)", *[f"Δ {h} (pp)" for _, h in metrics],
+            "Δ R@1 per seed"]
+    body = [[f"{method_name(r['method'])} vs {method_name(r['reference'])}", r["seeds"],
+             f"{r['wins']}/{r['n']}",
+             *[_fmt_diff(r.get(f"{m}_diff_mean", math.nan), r.get(f"{m}_diff_ci", math.nan))
+               for m, _ in metrics],
+             r.get("recall@1_per_seed", "") or "n/a"] for r in rows]
+    return head, body
+
+
+_PAIRED_NOTE = ("Seed by seed: a method minus its reference trained with the same seed (same "
+                "split, initial weights and batch order), in percentage points; mean ± {pct} "
+                "Student-t CI of the differences (a paired interval: it excludes 0 when one is "
+                "better on every seed by a steady margin, even where the CIs of the two means "
+                "above overlap). Wins: seeds where the method has the higher Recall@1.")
+
+
 def _imbalance_tables(summary: Sequence[dict[str, Any]]
                       ) -> list[tuple[str, list[str], list[list[str]], list[list[bool]]]]:
     """Sub-population shift: per data set with long-tailed variants, Recall@1 of each method
@@ -509,8 +600,9 @@ def _main_table_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[l
 
 
 def render_markdown(summary: Sequence[dict[str, Any]], srows: Sequence[dict[str, Any]],
-                    confidence: float = 0.95) -> str:
-    """``summary.md``: per data set the paper's table, then the covariate-shift tables."""
+                    confidence: float = 0.95, prows: Sequence[dict[str, Any]] = ()) -> str:
+    """``summary.md``: per data set the paper's table, the covariate-shift tables, then the
+    paired comparisons (:func:`paired_comparisons`, rows ``prows``)."""
     pct = f"{confidence * 100:g} %"
     parts = ["# Benchmark results", "",
              f"Mean ± {pct} Student-t confidence interval over seeds, in percent. "
@@ -531,6 +623,10 @@ def render_markdown(summary: Sequence[dict[str, Any]], srows: Sequence[dict[str,
                       _md_table(h1, b1, f1), "",
                       "Recall@1 (%) per corruption and severity (mean over seeds):", "",
                       _md_table(h2, b2, f2), ""]
+        paired = _paired_table(prows, ds)
+        if paired:
+            parts += [f"### {dataset_name(ds)}: paired comparisons (same seeds)", "",
+                      _PAIRED_NOTE.format(pct=pct), "", _md_table(*paired), ""]
     for base, head, body, bold in _imbalance_tables(summary):
         parts += [f"## {dataset_name(base)}: sub-population shift", "",
                   "Recall@1 (%) on the usual test set after training on the balanced or on a "
@@ -924,7 +1020,8 @@ def _img(png: bytes | None, alt: str) -> str:
 
 def render_html(out_dir: Path, runs: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]],
                 srows: Sequence[dict[str, Any]], figures: dict[str, bytes],
-                unfinished: int, confidence: float = 0.95) -> str:
+                unfinished: int, confidence: float = 0.95,
+                prows: Sequence[dict[str, Any]] = ()) -> str:
     """``report.html``: one page, no external resources (figures as base64 data URIs)."""
     pct = f"{confidence * 100:g} %"
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -962,6 +1059,11 @@ def render_html(out_dir: Path, runs: Sequence[dict[str, Any]], summary: Sequence
                       _img(figures.get(f"shift_{ds}.png"), f"{name} covariate shift"),
                       "<details><summary>Recall@1 (%) per corruption and severity</summary>",
                       _html_table(h2, b2, f2), "</details>"]
+        paired = _paired_table(prows, ds)
+        if paired:
+            parts += [f"<h3>{html.escape(name)}: paired comparisons (same seeds)</h3>",
+                      f'<p class="note">{html.escape(_PAIRED_NOTE.format(pct=pct))}</p>',
+                      _html_table(*paired)]
     for base, head, body, bold in _imbalance_tables(summary):
         parts += [f"<h2>{html.escape(dataset_name(base))}: sub-population shift</h2>",
                   '<p class="note">Recall@1 (%) on the usual test set after training on the '
@@ -1009,6 +1111,12 @@ def _runs_columns(runs: Sequence[dict[str, Any]]) -> list[str]:
 # ---------------------------------------------------------------------------- entry point
 
 
+def _paired_columns(prows: Sequence[dict[str, Any]]) -> list[str]:
+    cols = ["dataset", "method", "reference", "n", "seeds", "wins"]
+    return cols + [f"{m}_{k}" for m in PAIRED_METRICS for k in ("diff_mean", "diff_ci", "per_seed")
+                   if any(f"{m}_{k}" in r for r in prows)]
+
+
 def _datasets(summary: Sequence[dict[str, Any]]) -> list[str]:
     return sorted({s["dataset"] for s in summary}, key=dataset_key)
 
@@ -1054,7 +1162,10 @@ def write_report(out_dir: str | Path, confidence: float = 0.95) -> dict[str, Pat
                                             "eval_seconds_mean", "epochs_run_mean"]))
     if shift_summary:
         put("shift.csv", _csv_bytes(shift_summary, list(shift_summary[0])))
-    put("summary.md", render_markdown(summary, shift_summary, confidence).encode())
+    paired = paired_comparisons(runs, confidence)
+    if paired:
+        put("paired.csv", _csv_bytes(paired, _paired_columns(paired)))
+    put("summary.md", render_markdown(summary, shift_summary, confidence, paired).encode())
     put("summary.tex", render_latex(summary, shift_summary, confidence).encode())
 
     figures: dict[str, bytes] = {}
@@ -1070,6 +1181,6 @@ def write_report(out_dir: str | Path, confidence: float = 0.95) -> dict[str, Pat
     for name, png in figures.items():
         put(name, png)
     page = render_html(out_dir, runs, summary, shift_summary, figures, _unfinished(out_dir),
-                       confidence)
+                       confidence, paired)
     put("report.html", page.encode())
     return written

@@ -123,8 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mdr", type=float, help="also run METHOD+mdr with this λ")
     b.add_argument("--mdr-methods", nargs="+", default=["triplet", "gdml"], metavar="METHOD",
                    help="methods that get an +mdr variant (default: triplet gdml)")
-    b.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default: 3)")
+    b.add_argument("--seeds", default="3",
+                   help="a count N for seeds 0..N-1 (default: 3), or the seeds themselves: "
+                        "1,2 or 3-9 (to continue a grid begun elsewhere)")
     b.add_argument("--out", default="results/benchmark", help="output folder")
+    b.add_argument("--include", nargs="+", default=[], metavar="RESULTS",
+                   help="earlier results to report with these runs: the folder (or runs.csv) "
+                        "of another benchmark, e.g. seeds run on another machine")
     b.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
     b.add_argument("--shift", action="store_true", help="also evaluate under covariate shift")
     b.add_argument("--shift-max-test", type=int, default=2000,
@@ -272,12 +277,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .experiments.benchmark import DEFAULT_METHODS, BenchmarkSpec, run_benchmark
+    from .experiments.benchmark import DEFAULT_METHODS, BenchmarkSpec, parse_seeds, run_benchmark
 
     spec = BenchmarkSpec(
         datasets=args.datasets,
         methods=args.methods or list(DEFAULT_METHODS),
-        seeds=args.seeds,
+        seeds=parse_seeds(args.seeds),
         preset=args.preset or "cpu",
         out=args.out,
         mdr=args.mdr,
@@ -289,6 +294,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         overrides=_overrides(args, skip=("preset",)),
         config_file=args.config,
         progress=args.progress,
+        include=args.include,
     )
     res = run_benchmark(spec)
     print(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "

@@ -26,6 +26,7 @@ from guided_dml.experiments.report import (
     mean_ci,
     method_name,
     paired_comparisons,
+    read_included,
     summarize,
     write_report,
 )
@@ -154,7 +155,7 @@ def test_summarize_percent_and_seed_count(tmp_path: Path) -> None:
 def test_every_file_is_written(report: tuple[Path, dict[str, Path]]) -> None:
     out, paths = report
     expected = {"runs_csv", "summary_csv", "summary_md", "summary_tex", "report_html",
-                "recall_at_1_png", "shift_csv", "paired_csv"}
+                "recall_at_1_png", "shift_csv", "shift_runs_csv", "paired_csv"}
     for ds in ("mnist", "toyset"):
         expected |= {f"embeddings_{ds}_png", f"curves_{ds}_png", f"shift_{ds}_png"}
     assert set(paths) == expected
@@ -382,3 +383,100 @@ def test_paired_table_in_summary_html_and_csv(report: tuple[Path, dict[str, Path
     assert cells[3] == f"{sign}{want['recall@1_diff_mean']:.2f} ± {want['recall@1_diff_ci']:.2f}"
     assert cells[2] == f"{want['wins']}/3" and cells[-1] == want["recall@1_per_seed"]
     assert "MNIST: paired comparisons (same seeds)" in paths["report_html"].read_text()
+
+
+# ---------------------------------------------------------------------------- included results
+
+
+def _csv_by_key(path: Path, key: tuple[str, ...]) -> dict[tuple, dict[str, str]]:
+    return {tuple(r[k] for k in key): r for r in read_csv(path)}
+
+
+def test_a_grid_split_in_two_reports_exactly_like_one_folder(tmp_path: Path) -> None:
+    """Seeds 0-1 run here, seed 2 elsewhere (only its CSVs left): the same tables as one grid."""
+    methods = ("triplet", "gdml", "triplet+mdr")
+    whole = make_benchmark(tmp_path / "whole", datasets=("mnist",), methods=methods)
+    elsewhere = make_benchmark(tmp_path / "elsewhere", datasets=("mnist",), methods=methods,
+                               seeds=(2,))
+    write_report(whole)
+    write_report(elsewhere)
+    for f in (elsewhere / "runs").rglob("*"):  # the folders are gone, the record stays
+        if f.is_file():
+            f.unlink()
+    here = make_benchmark(tmp_path / "here", datasets=("mnist",), methods=methods, seeds=(0, 1))
+    paths = write_report(here, include=[elsewhere])
+
+    key = ("dataset", "method")
+    got, want = _csv_by_key(paths["summary_csv"], key), _csv_by_key(whole / "summary.csv", key)
+    assert got.keys() == want.keys()
+    for k, row in want.items():
+        for col, value in row.items():
+            if col in ("dataset", "method", "seeds"):
+                continue
+            assert float(got[k][col]) == pytest.approx(float(value), rel=1e-12, abs=1e-12), (k, col)
+        assert got[k]["seeds"] == "0 1 2"
+    skey = ("dataset", "method", "corruption", "severity")
+    got_s, want_s = _csv_by_key(here / "shift.csv", skey), _csv_by_key(whole / "shift.csv", skey)
+    assert got_s.keys() == want_s.keys()
+    for k, row in want_s.items():
+        assert float(got_s[k]["recall@1_mean"]) == pytest.approx(float(row["recall@1_mean"]))
+        assert float(got_s[k]["recall@1_ci"]) == pytest.approx(float(row["recall@1_ci"]))
+    pkey = ("dataset", "method", "reference")
+    got_p, want_p = _csv_by_key(here / "paired.csv", pkey), _csv_by_key(whole / "paired.csv", pkey)
+    assert {k: r["recall@1_per_seed"] for k, r in got_p.items()} == \
+        {k: r["recall@1_per_seed"] for k, r in want_p.items()}
+
+    runs = read_csv(here / "runs.csv")
+    assert len(runs) == 9 and len(read_csv(here / "shift_runs.csv")) == 9 * 11
+    imported = [r for r in runs if r["seed"] == "2"]
+    assert all(r["source"] == str(elsewhere / "runs.csv") for r in imported)
+    assert all(r["source"] == "" for r in runs if r["seed"] != "2")
+    assert "3 of them included from" in paths["report_html"].read_text()
+    assert "embeddings_mnist_png" in paths  # drawn from the runs that are here
+
+    # The merged folder is itself a complete record: including it again changes nothing.
+    again = tmp_path / "again"
+    again.mkdir()
+    write_report(again, include=[here])
+    assert _csv_by_key(again / "summary.csv", key).keys() == want.keys()
+    assert read_csv(again / "runs.csv") == [
+        {**r, "source": r["source"] or str(here / "runs.csv")} for r in runs]
+
+
+def test_a_local_run_wins_over_an_included_copy_of_it(tmp_path: Path) -> None:
+    other = make_benchmark(tmp_path / "other", datasets=("mnist",), methods=("gdml",), seeds=(0,))
+    write_report(other)
+    with (other / "runs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["recall@1"] = "0.123"  # a different result for the same (data set, method, seed)
+    with (other / "runs.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    here = make_benchmark(tmp_path / "here", datasets=("mnist",), methods=("gdml",), seeds=(0,))
+    write_report(here, include=[other])
+    (row,) = read_csv(here / "runs.csv")
+    assert "source" not in row and float(row["recall@1"]) != 0.123  # nothing was included
+
+
+def test_included_shift_summary_is_the_fallback_for_runs_without_shift_rows(tmp_path: Path) -> None:
+    """Results written before shift_runs.csv existed keep their shift table."""
+    old = make_benchmark(tmp_path / "old", datasets=("mnist",), methods=("gdml", "triplet"))
+    write_report(old)
+    (old / "shift_runs.csv").unlink()
+    want = read_csv(old / "shift.csv")
+    here = make_benchmark(tmp_path / "here", datasets=("toyset",), methods=("gdml",), seeds=(0,))
+    write_report(here, include=[old / "runs.csv"])
+    got = read_csv(here / "shift.csv")
+    assert [r for r in got if r["dataset"] == "mnist"] == want
+    assert {r["dataset"] for r in got} == {"mnist", "toyset"}
+    assert "mnist" in (here / "summary.md").read_text().lower()
+
+
+@pytest.mark.parametrize("content", [None, "", "a,b\n1,2\n"])
+def test_a_bad_include_is_a_clear_error(tmp_path: Path, content: str | None) -> None:
+    bad = tmp_path / "runs.csv"
+    if content is not None:
+        bad.write_text(content)
+    with pytest.raises(DataError, match="cannot include"):
+        read_included(bad)

@@ -39,7 +39,7 @@ class BenchmarkSpec:
 
     datasets: Sequence[str] = DEFAULT_DATASETS
     methods: Sequence[str] = DEFAULT_METHODS
-    seeds: int = 3
+    seeds: int | Sequence[int] = 3  # N: seeds 0..N-1; a sequence: exactly those seeds
     preset: str = "cpu"
     out: str = "results/benchmark"
     mdr: float | None = None
@@ -48,6 +48,7 @@ class BenchmarkSpec:
     shift: bool = False
     shift_max_test: int | None = 2000
     imbalance: Sequence[float] = ()  # extra long-tailed variants of every data set
+    include: Sequence[str] = ()  # earlier results reported with this grid's (report.read_included)
     overrides: dict[str, Any] = field(default_factory=dict)
     config_file: str | None = None
     progress: bool | None = None
@@ -58,8 +59,7 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
     unknown = [m for m in spec.methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    if spec.seeds < 1:
-        raise ConfigError("--seeds must be at least 1")
+    seeds = seed_list(spec.seeds)
     threads = max(1, (os.cpu_count() or 1) // max(1, spec.workers))
     variants: list[tuple[str, float]] = [(m, 0.0) for m in spec.methods]
     mdr_variants = [(m, spec.mdr) for m in spec.methods if spec.mdr and m in spec.mdr_methods]
@@ -69,7 +69,7 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
     # Order: plain methods before MDR variants, and seed by seed, so that a grid cut short
     # (2-core machines, long runs) already compares every method on every data set.
     for group in (variants, mdr_variants):
-        for seed in range(spec.seeds):
+        for seed in seeds:
             for ds, ratio in datasets:
                 for method, lam in group:
                     overrides = {
@@ -87,6 +87,37 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
                     run_dir = Path(spec.out) / "runs" / cfg.dataset_label / cfg.method_label / f"seed-{seed}"
                     out.append((cfg, run_dir))
     return out
+
+
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """``N`` means seeds ``0..N-1`` (the paper's protocol); a sequence names the seeds exactly.
+
+    Explicit seeds let one grid be split across machines or sessions (``--seeds 1,2`` after
+    seed 0 ran elsewhere) without renumbering: a seed is the same run wherever it runs.
+    """
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError("--seeds must be at least 1")
+        return list(range(seeds))
+    out = list(dict.fromkeys(int(s) for s in seeds))  # keep the order given, drop repeats
+    if not out or min(out) < 0:
+        raise ConfigError(f"--seeds: expected seeds >= 0, got {list(seeds)}")
+    return out
+
+
+def parse_seeds(text: str) -> int | list[int]:
+    """``--seeds`` on the command line: ``3`` (seeds 0, 1, 2), ``1,2`` or ``1-4`` (those seeds)."""
+    text = text.strip()
+    try:
+        if "," not in text and "-" not in text.lstrip("-"):
+            return int(text)
+        seeds: list[int] = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, sep, hi = part.partition("-")
+            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    except ValueError:
+        raise ConfigError(f"--seeds: expected a count (3) or seeds (1,2 or 0-4), got {text!r}") from None
+    return seeds
 
 
 def _run_one(cfg_dict: dict[str, Any], run_dir: str, shift: bool,
@@ -165,6 +196,11 @@ def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:
 def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
     """Run (or resume) the grid, then write the report. Returns a summary of what happened."""
     runs = plan(spec)
+    if spec.include:  # a bad path is a clear error now, not after hours of training
+        from .report import read_included
+
+        for path in spec.include:
+            read_included(path)
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     todo = [(c, d) for c, d in runs
@@ -179,7 +215,7 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
             failures.append(res)
             tqdm.write(f"run failed: {res['run_dir']}: {res['error']}")
         bar.update(1)
-        _refresh_tables(out)
+        _refresh_tables(out, spec.include)
 
     if spec.workers <= 1:
         for cfg, d in todo:
@@ -203,7 +239,7 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
             raise
         ex.shutdown(wait=True)
     bar.close()
-    report = _write_report(out)
+    report = _write_report(out, spec.include)
     return {
         "runs": len(runs),
         "skipped": done_before,
@@ -219,18 +255,18 @@ def _isatty() -> bool:
     return sys.stderr.isatty()
 
 
-def _refresh_tables(out: Path) -> None:
+def _refresh_tables(out: Path, include: Sequence[str] = ()) -> None:
     """Rewrite the report after every finished run, so a partial grid is already readable."""
     try:
-        _write_report(out)
+        _write_report(out, include)
     except Exception:  # the tables are a convenience here; the final report reports errors
         log.debug("could not refresh runs.csv", exc_info=True)
 
 
-def _write_report(out: Path) -> dict[str, str]:
+def _write_report(out: Path, include: Sequence[str] = ()) -> dict[str, str]:
     from .report import write_report
 
-    paths = write_report(out)
+    paths = write_report(out, include=include)
     return {k: str(v) for k, v in paths.items()}
 
 

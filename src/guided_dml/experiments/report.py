@@ -17,10 +17,17 @@ into ``OUT``:
 ``recall_at_1.png``         Recall@1 with CI error bars, grouped by data set, paper marked
 ``shift_<ds>.png``          Recall@1 against corruption severity per method (if shift data)
 ``shift.csv``               Recall@1 per corruption × severity × method (if shift data)
+``shift_runs.csv``          the same per run (data set, method, seed, corruption, severity):
+                            with ``runs.csv`` the whole record of a grid, small enough to commit
 ``paired.csv``              seed-by-seed differences: each ``X+mdr`` against ``X``, G-DML
                             against each baseline (mean ± paired CI, per-seed values, wins)
 ``report.html``             all of the above on one page, figures inlined as data URIs
 =========================== ==============================================================
+
+A grid run in several places (two machines, or sessions whose run folders are gone) is reported
+as one: ``include`` names earlier results (a folder with ``runs.csv`` and ``shift_runs.csv``, as
+written here), whose rows join the tables and paired comparisons as if their runs were here
+(:func:`read_included`). A run present in both counts once, the local folder first.
 
 Confidence intervals are Student-t intervals over seeds (the paper: "mean ± 95 % CI over 10
 runs"): ``t_{(1+c)/2, n−1} · s / √n`` with ``s`` the sample standard deviation (Student 1908).
@@ -244,6 +251,101 @@ def collect_runs(out_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: Columns of ``runs.csv`` read back as integers (the rest of the numeric ones as floats).
+_INT_COLUMNS = ("seed", "best_epoch", "epochs_run", "n_test", "n_train", "n_val", "threads")
+#: Text columns of ``runs.csv`` that look like numbers but are not (a hash of digits only).
+_TEXT_COLUMNS = ("dataset", "method", "config_hash", "run_dir", "source")
+SHIFT_RUNS_COLUMNS = ("dataset", "method", "seed", "corruption", "severity", "recall@1",
+                      "precision@1")
+
+
+def _parse_cell(column: str, text: str) -> Any:
+    if column in _TEXT_COLUMNS:
+        return text
+    try:
+        return int(text) if column in _INT_COLUMNS else float(text)
+    except ValueError:
+        return text
+
+
+def read_included(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                             list[dict[str, Any]]]:
+    """Earlier results to report with this grid's: ``(runs, shift_rows, shift_summary)``.
+
+    ``path`` is a folder written by :func:`write_report` (or its ``runs.csv``). ``runs`` are the
+    rows of ``runs.csv`` with numbers parsed and ``source`` (where they came from) set unless
+    already set; ``shift_rows`` the per-run rows of ``shift_runs.csv`` (as
+    :func:`collect_shift` returns them); ``shift_summary`` the rows of ``shift.csv``, used only
+    for (data set, method) pairs that have no per-run shift rows at all (results written before
+    ``shift_runs.csv`` existed).
+
+    Raises:
+        DataError: ``path`` has no readable ``runs.csv``, or it lacks the identifying columns.
+    """
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    runs_csv = folder / "runs.csv" if path.is_dir() else path
+
+    def read(csv_path: Path) -> list[dict[str, Any]]:
+        try:
+            text = csv_path.read_text()
+        except OSError as err:
+            raise DataError(f"cannot include {path}: {err}") from err
+        # An empty cell is a missing value (NaN when written), not a value.
+        return [{k: _parse_cell(k, v) for k, v in row.items() if k and v != ""}
+                for row in csv.DictReader(io.StringIO(text))]
+
+    runs = read(runs_csv)
+    missing = {"dataset", "method", "seed", "recall@1"} - set().union(*runs) if runs else set()
+    if missing or not runs:
+        raise DataError(f"cannot include {runs_csv}: "
+                        + (f"no column(s) {sorted(missing)}" if runs else "no runs in it")
+                        + "; expected the runs.csv of a gdml benchmark")
+    for r in runs:
+        r.setdefault("source", str(runs_csv))
+    shift_rows: list[dict[str, Any]] = []
+    if (folder / "shift_runs.csv").is_file():
+        shift_rows = [r for r in read(folder / "shift_runs.csv")
+                      if {"corruption", "severity", "recall@1"} <= set(r)]
+        for r in shift_rows:
+            r["severity"] = int(r["severity"])
+            r.setdefault("precision@1", math.nan)
+    shift_summary: list[dict[str, Any]] = []
+    if (folder / "shift.csv").is_file():
+        shift_summary = [{**r, "severity": int(r["severity"]), "n": int(r.get("n", 0))}
+                         for r in read(folder / "shift.csv")]
+    return runs, shift_rows, shift_summary
+
+
+def merge_included(runs: Sequence[dict[str, Any]], include: Iterable[str | Path]
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``runs`` (this grid's) plus the runs of every ``include`` (:func:`read_included`) that
+    are not already there: ``(runs, shift_summary_fallback)``.
+
+    A (data set, method, seed) counts once: a local run folder wins over an included row, an
+    earlier ``include`` over a later one. An included run carries its per-run shift rows as
+    ``_shift_rows`` (never its folder, which is elsewhere). The fallback: rows of included
+    ``shift.csv`` summaries for the (data set, method) pairs without per-run shift rows.
+    """
+    merged = list(runs)
+    seen = {(str(r["dataset"]), str(r["method"]), int(r["seed"])) for r in merged}
+    fallback: list[dict[str, Any]] = []
+    for path in include:
+        inc_runs, inc_shift, inc_summary = read_included(path)
+        by_run: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+        for r in inc_shift:
+            by_run[(str(r["dataset"]), str(r["method"]), int(r["seed"]))].append(r)
+        for r in inc_runs:
+            key = (str(r["dataset"]), str(r["method"]), int(r["seed"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            merged.append({**r, "_shift_rows": by_run.get(key, [])})
+        fallback += inc_summary
+    merged.sort(key=_run_key)
+    return merged, fallback
+
+
 def _run_key(row: dict[str, Any]) -> tuple:
     return (dataset_key(str(row["dataset"])), method_key(str(row["method"])), int(row["seed"]))
 
@@ -253,6 +355,9 @@ def collect_shift(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ``dataset``, ``method`` and ``seed``: one row per (run, corruption, severity)."""
     out = []
     for run in runs:
+        if "_shift_rows" in run:  # an included run: its rows came from shift_runs.csv
+            out.extend(run["_shift_rows"])
+            continue
         path = Path(run["run_dir"]) / SHIFT_FILE
         if not path.is_file():
             continue
@@ -723,9 +828,10 @@ def _legend_ncol(labels: Sequence[str], width_in: float, fontsize: float = 9.0) 
 def plot_embedding_grid(runs: Sequence[dict[str, Any]], dataset: str) -> bytes | None:
     """The 2-D test map of every method (its first seed), coloured by class: Figures 3–5."""
     first: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        if r["dataset"] == dataset and r["method"] not in first:
-            first[r["method"]] = r  # rows are sorted by seed
+    for r in runs:  # sorted by seed
+        # Included runs (see merge_included) are drawn from their own folder's report.
+        if r["dataset"] == dataset and r["method"] not in first and "_shift_rows" not in r:
+            first[r["method"]] = r
     if not first:
         return None
     methods = sorted(first, key=method_key)
@@ -1021,13 +1127,18 @@ def _img(png: bytes | None, alt: str) -> str:
 def render_html(out_dir: Path, runs: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]],
                 srows: Sequence[dict[str, Any]], figures: dict[str, bytes],
                 unfinished: int, confidence: float = 0.95,
-                prows: Sequence[dict[str, Any]] = ()) -> str:
+                prows: Sequence[dict[str, Any]] = (), include: Sequence[str | Path] = ()) -> str:
     """``report.html``: one page, no external resources (figures as base64 data URIs)."""
     pct = f"{confidence * 100:g} %"
+    n_inc = sum(1 for r in runs if "_shift_rows" in r)
+    inc_note = (f" ({n_inc} of them included from "
+                + ", ".join(f"<code>{html.escape(str(p))}</code>" for p in include) + ")"
+                if n_inc else "")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>guided-dml benchmark report</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>Guided Deep Metric Learning: benchmark report</h1>",
              f'<p class="note">{len(runs)} finished runs in <code>{html.escape(str(out_dir))}</code>'
+             + inc_note
              + (f"; {unfinished} run folder(s) without <code>metrics.json</code> (unfinished or "
                 "failed) left out" if unfinished else "")
              + f". Generated {html.escape(time.strftime('%Y-%m-%d %H:%M'))}.</p>",
@@ -1126,8 +1237,13 @@ def _unfinished(out_dir: Path) -> int:
                if d.is_dir() and not (d / "metrics.json").exists())
 
 
-def write_report(out_dir: str | Path, confidence: float = 0.95) -> dict[str, Path]:
+def write_report(out_dir: str | Path, confidence: float = 0.95,
+                 include: Sequence[str | Path] = ()) -> dict[str, Path]:
     """Write every table, figure and the HTML page of the benchmark in ``out_dir``.
+
+    ``include``: earlier results reported together with this grid's (:func:`merge_included`);
+    their rows are copied into ``runs.csv`` and ``shift_runs.csv`` here (with a ``source``
+    column), so the written folder is again a complete record that can itself be included.
 
     Every file is written atomically (temporary file in ``out_dir``, then ``os.replace``), so a
     reader never sees a half-written report even while the benchmark keeps rewriting it.
@@ -1140,11 +1256,19 @@ def write_report(out_dir: str | Path, confidence: float = 0.95) -> dict[str, Pat
         DataError: no finished run under ``out_dir/runs``.
     """
     out_dir = Path(out_dir)
-    runs = collect_runs(out_dir)
+    runs, shift_fallback = merge_included(collect_runs(out_dir), include)
     if not runs:
         raise DataError(f"no finished runs (run folders with metrics.json) under {out_dir / 'runs'}")
     summary = summarize(runs, confidence)
-    shift_summary = summarize_shift(collect_shift(runs), confidence)
+    shift_rows = collect_shift(runs)
+    shift_summary = summarize_shift(shift_rows, confidence)
+    have_shift = {(r["dataset"], r["method"]) for r in shift_rows}
+    fallback = [r for r in shift_fallback if (r["dataset"], r["method"]) not in have_shift]
+    if fallback:  # summaries of runs whose per-run shift rows were never recorded
+        corr_rank = {c: i for i, c in enumerate(_corruption_order([*shift_summary, *fallback]))}
+        shift_summary = sorted([*shift_summary, *fallback],
+                               key=lambda r: (dataset_key(r["dataset"]), method_key(r["method"]),
+                                              corr_rank[r["corruption"]], r["severity"]))
     written: dict[str, Path] = {}
 
     def put(name: str, data: bytes) -> None:
@@ -1153,7 +1277,8 @@ def write_report(out_dir: str | Path, confidence: float = 0.95) -> dict[str, Pat
         written[name.replace(".", "_")] = path
 
     # Relative run folders keep runs.csv valid when OUT is moved or copied.
-    csv_runs = [{**r, "run_dir": Path(r["run_dir"]).relative_to(out_dir).as_posix()} for r in runs]
+    csv_runs = [r if "_shift_rows" in r else  # included rows keep the folder they name
+                {**r, "run_dir": Path(r["run_dir"]).relative_to(out_dir).as_posix()} for r in runs]
     put("runs.csv", _csv_bytes(csv_runs, _runs_columns(runs)))
     stat_cols = [f"{m}_{k}" for m in (*METRICS, "robustness_auc") for k in ("mean", "ci")
                  if f"{m}_{k}" in summary[0]]
@@ -1162,6 +1287,8 @@ def write_report(out_dir: str | Path, confidence: float = 0.95) -> dict[str, Pat
                                             "eval_seconds_mean", "epochs_run_mean"]))
     if shift_summary:
         put("shift.csv", _csv_bytes(shift_summary, list(shift_summary[0])))
+    if shift_rows:
+        put("shift_runs.csv", _csv_bytes(shift_rows, SHIFT_RUNS_COLUMNS))
     paired = paired_comparisons(runs, confidence)
     if paired:
         put("paired.csv", _csv_bytes(paired, _paired_columns(paired)))
@@ -1181,6 +1308,6 @@ def write_report(out_dir: str | Path, confidence: float = 0.95) -> dict[str, Pat
     for name, png in figures.items():
         put(name, png)
     page = render_html(out_dir, runs, summary, shift_summary, figures, _unfinished(out_dir),
-                       confidence, paired)
+                       confidence, paired, include)
     put("report.html", page.encode())
     return written

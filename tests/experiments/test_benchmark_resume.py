@@ -145,7 +145,7 @@ def test_interrupt_stops_only_the_benchmarks_own_workers(tmp_path, monkeypatch):
     bystander = multiprocessing.get_context("spawn").Process(target=_sleep, args=(120,))
     bystander.start()
     try:
-        def interrupt(out: Path) -> None:  # the first finished run "presses Ctrl-C"
+        def interrupt(out: Path, include=()) -> None:  # the first finished run "presses Ctrl-C"
             raise KeyboardInterrupt
 
         monkeypatch.setattr(benchmark, "_refresh_tables", interrupt)

@@ -48,3 +48,13 @@ def test_cli_bad_seeds_is_one_line_exit_2(tmp_path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--seeds" in proc.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_bad_include_fails_before_any_training(tmp_path) -> None:
+    """A mistyped --include is found at once, not after hours of training."""
+    proc = subprocess.run([sys.executable, "-m", "guided_dml.cli", "benchmark", "--preset", "smoke",
+                           "--include", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "cannot include" in proc.stderr
+    assert not (tmp_path / "b").exists()

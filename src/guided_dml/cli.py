@@ -128,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "1,2 or 3-9 (to continue a grid begun elsewhere)")
     b.add_argument("--out", default="results/benchmark", help="output folder")
     b.add_argument("--include", nargs="+", default=[], metavar="RESULTS",
-                   help="earlier results to report with these runs: the folder (or runs.csv) "
-                        "of another benchmark, e.g. seeds run on another machine")
+                   help="earlier results (the folder or runs.csv of another benchmark, e.g. "
+                        "seeds run on another machine): runs they hold with the same settings "
+                        "are not run again, and the report covers both")
     b.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
     b.add_argument("--shift", action="store_true", help="also evaluate under covariate shift")
     b.add_argument("--shift-max-test", type=int, default=2000,

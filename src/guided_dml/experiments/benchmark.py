@@ -48,7 +48,9 @@ class BenchmarkSpec:
     shift: bool = False
     shift_max_test: int | None = 2000
     imbalance: Sequence[float] = ()  # extra long-tailed variants of every data set
-    include: Sequence[str] = ()  # earlier results reported with this grid's (report.read_included)
+    # Earlier results (folders or runs.csv of other benchmarks): their runs count as done and
+    # are reported with this grid's (report.read_included).
+    include: Sequence[str] = ()
     overrides: dict[str, Any] = field(default_factory=dict)
     config_file: str | None = None
     progress: bool | None = None
@@ -196,15 +198,11 @@ def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:
 def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
     """Run (or resume) the grid, then write the report. Returns a summary of what happened."""
     runs = plan(spec)
-    if spec.include:  # a bad path is a clear error now, not after hours of training
-        from .report import read_included
-
-        for path in spec.include:
-            read_included(path)
+    included = _included_runs(spec.include, spec.shift)
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [(c, d) for c, d in runs
-            if not (d / "metrics.json").exists() or (spec.shift and not (d / "shift.json").exists())]
+    todo = [(c, d) for c, d in runs if c.hash() not in included and (
+            not (d / "metrics.json").exists() or (spec.shift and not (d / "shift.json").exists()))]
     done_before = len(runs) - len(todo)
     failures: list[dict[str, Any]] = []
     bar = tqdm(total=len(runs), initial=done_before, desc="benchmark runs",
@@ -247,6 +245,24 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
         "failed": failures,
         "report": report,
     }
+
+
+def _included_runs(include: Sequence[str], shift: bool) -> set[str]:
+    """Config hashes of the runs that earlier results (``--include``) already hold.
+
+    Such a run is finished: the grid skips it and the report takes its row from there. The hash
+    covers every setting that changes results (seed included), so a row of other settings never
+    stands in for a run. With ``--shift``, only runs that were evaluated under shift count.
+    Reading every include first also makes a bad path a clear error before hours of training.
+    """
+    from .report import read_included
+
+    done: set[str] = set()
+    for path in include:
+        rows, _, _ = read_included(path)
+        done |= {str(r["config_hash"]) for r in rows
+                 if "config_hash" in r and (not shift or "robustness_auc" in r)}
+    return done
 
 
 def _isatty() -> bool:

@@ -1,14 +1,17 @@
-"""``--seeds``: a count or the seeds themselves, so a grid can be split across machines."""
+"""A grid split across machines or sessions: ``--seeds`` names seeds, ``--include`` counts
+earlier results as done (same settings) and reports them with the new runs."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 
 import pytest
 
 from guided_dml.errors import ConfigError
-from guided_dml.experiments.benchmark import BenchmarkSpec, parse_seeds, plan, seed_list
+from guided_dml.experiments.benchmark import BenchmarkSpec, parse_seeds, plan, run_benchmark, seed_list
+from guided_dml.experiments.report import collect_runs
 
 
 @pytest.mark.parametrize(("text", "want"), [
@@ -58,3 +61,28 @@ def test_cli_bad_include_fails_before_any_training(tmp_path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "cannot include" in proc.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_included_runs_are_not_run_again_and_are_reported(tmp_path) -> None:
+    """Seed 1 ran elsewhere; `--seeds 2 --include ELSEWHERE` runs seed 0 only, reports both.
+    A run of other settings (more epochs) is not taken for one of these."""
+    kw = dict(datasets=("digits",), methods=("triplet",), preset="smoke", progress=False,
+              overrides={"epochs": 1, "train_subset": 150})
+    elsewhere = tmp_path / "elsewhere"
+    run_benchmark(BenchmarkSpec(seeds=[1], out=str(elsewhere), **kw))
+    here = tmp_path / "here"
+    res = run_benchmark(BenchmarkSpec(seeds=2, out=str(here), include=[str(elsewhere)], **kw))
+    assert (res["runs"], res["ran"]) == (2, 1)
+    assert [r["seed"] for r in collect_runs(here)] == [0]  # only seed 0 ran here
+    with (here / "runs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["seed"], r["source"]) for r in rows] == [("0", ""), ("1", str(elsewhere / "runs.csv"))]
+    summary = (here / "summary.csv").read_text()
+    assert ",2,0 1," in summary  # two runs, seeds 0 and 1, in one table
+
+    more = {**kw, "overrides": {**kw["overrides"], "epochs": 2}}
+    other = tmp_path / "other"
+    res = run_benchmark(BenchmarkSpec(seeds=[1], out=str(other), include=[str(elsewhere)], **more))
+    assert res["ran"] == 1  # other settings: run here, and the local run wins in the report
+    with (other / "runs.csv").open() as f:
+        assert [r.get("source", "") for r in csv.DictReader(f)] == [""]

@@ -466,7 +466,7 @@ def test_included_shift_summary_is_the_fallback_for_runs_without_shift_rows(tmp_
     (old / "shift_runs.csv").unlink()
     want = read_csv(old / "shift.csv")
     here = make_benchmark(tmp_path / "here", datasets=("toyset",), methods=("gdml",), seeds=(0,))
-    write_report(here, include=[old / "runs.csv"])
+    write_report(here, include=[old / "runs.csv", old])  # twice: its rows count once
     got = read_csv(here / "shift.csv")
     assert [r for r in got if r["dataset"] == "mnist"] == want
     assert {r["dataset"] for r in got} == {"mnist", "toyset"}

@@ -1263,7 +1263,9 @@ def write_report(out_dir: str | Path, confidence: float = 0.95,
     shift_rows = collect_shift(runs)
     shift_summary = summarize_shift(shift_rows, confidence)
     have_shift = {(r["dataset"], r["method"]) for r in shift_rows}
-    fallback = [r for r in shift_fallback if (r["dataset"], r["method"]) not in have_shift]
+    fallback = list({(r["dataset"], r["method"], r["corruption"], r["severity"]): r
+                     for r in reversed(shift_fallback)  # the first include wins
+                     if (r["dataset"], r["method"]) not in have_shift}.values())
     if fallback:  # summaries of runs whose per-run shift rows were never recorded
         corr_rank = {c: i for i, c in enumerate(_corruption_order([*shift_summary, *fallback]))}
         shift_summary = sorted([*shift_summary, *fallback],

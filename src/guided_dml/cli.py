@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import GdmlError
+from .errors import DataError, GdmlError
 
 # Idle OpenMP threads sleep instead of spinning. Set before torch loads its OpenMP runtime (this
 # module imports no torch; commands import it lazily). Measured on 2 cores shared with another
@@ -140,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--progress", type=_bool_flag, help="progress bars (default: on a terminal)")
     _add_common(b)
     b.set_defaults(func=cmd_benchmark)
+
+    r = sub.add_parser(
+        "report", help="rebuild a benchmark's tables and figures (no training)",
+        description="Rewrite the report of a benchmark output folder from its finished runs, "
+                    "with --include adding the results of other benchmark folders (seeds run on "
+                    "another machine or in another session). Nothing is trained.",
+    )
+    r.add_argument("out", metavar="OUT", help="the benchmark's output folder (written into)")
+    r.add_argument("--include", nargs="+", default=[], metavar="RESULTS",
+                   help="other benchmarks' folders (or runs.csv) to report with OUT's runs")
+    r.set_defaults(func=cmd_report)
     _add_practitioner_commands(sub)
     return parser
 
@@ -310,6 +321,20 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print(f"gdml: error: run {f['run_dir']} failed: {f['error']} (see error.txt there)",
               file=sys.stderr)
     return 1 if res["failed"] else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .experiments.report import write_report
+
+    out = Path(args.out)
+    if not out.is_dir() and not args.include:
+        raise DataError(f"{out} is not a benchmark output folder (no such folder)")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_report(out, include=args.include)
+    for name in ("summary_md", "report_html"):
+        print(f"{name.replace('_', '.')}: {paths[name]}", file=sys.stderr)
+    print(paths["summary_md"].read_text())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

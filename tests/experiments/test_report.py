@@ -480,3 +480,20 @@ def test_a_bad_include_is_a_clear_error(tmp_path: Path, content: str | None) -> 
         bad.write_text(content)
     with pytest.raises(DataError, match="cannot include"):
         read_included(bad)
+
+
+def test_gdml_report_rebuilds_a_folder_with_included_results(tmp_path: Path, capsys) -> None:
+    from guided_dml.cli import main
+
+    here = make_benchmark(tmp_path / "here", datasets=("mnist",), methods=("gdml",), seeds=(0,))
+    other = make_benchmark(tmp_path / "other", datasets=("mnist",), methods=("gdml",), seeds=(1,))
+    write_report(other)
+    assert main(["report", str(here), "--include", str(other)]) == 0
+    assert "| G-DML | 2 |" in capsys.readouterr().out  # two seeds in the printed table
+    assert [r["seed"] for r in read_csv(here / "runs.csv")] == ["0", "1"]
+
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
+    assert main(["report", str(here), "--include", str(tmp_path / "nowhere")]) == 2
+    assert "cannot include" in capsys.readouterr().err

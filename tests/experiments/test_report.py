@@ -497,3 +497,13 @@ def test_gdml_report_rebuilds_a_folder_with_included_results(tmp_path: Path, cap
     assert not (tmp_path / "nowhere").exists()
     assert main(["report", str(here), "--include", str(tmp_path / "nowhere")]) == 2
     assert "cannot include" in capsys.readouterr().err
+
+
+def test_runs_csv_records_the_thread_count(tmp_path: Path) -> None:
+    """Threads change a run's numbers: runs.csv says how many, from metrics.json or config.json."""
+    out = make_benchmark(tmp_path, datasets=("mnist",), methods=("gdml",), seeds=(0, 1, 2))
+    (out / "runs/mnist/gdml/seed-0/config.json").write_text(json.dumps({"threads": 2}))
+    m1 = out / "runs/mnist/gdml/seed-1/metrics.json"
+    m1.write_text(json.dumps({**json.loads(m1.read_text()), "threads": 1}))
+    write_report(out)
+    assert [r["threads"] for r in read_csv(out / "runs.csv")] == ["2", "1", ""]

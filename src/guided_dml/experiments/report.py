@@ -241,6 +241,8 @@ def collect_runs(out_dir: str | Path) -> list[dict[str, Any]]:
         row.setdefault("method", run_dir.parent.name)
         row.setdefault("seed", int(match.group(1)) if match else -1)
         row["run_dir"] = str(run_dir)
+        if "threads" not in row:  # runs from before metrics.json recorded it
+            row.update(_threads_from_config(run_dir))
         if (run_dir / SHIFT_FILE).is_file():
             try:
                 row["robustness_auc"] = robustness_auc(read_shift(run_dir)).get("mean", math.nan)
@@ -344,6 +346,15 @@ def merge_included(runs: Sequence[dict[str, Any]], include: Iterable[str | Path]
         fallback += inc_summary
     merged.sort(key=_run_key)
     return merged, fallback
+
+
+def _threads_from_config(run_dir: Path) -> dict[str, int]:
+    """``{"threads": n}`` from the run's ``config.json`` (empty if it cannot say)."""
+    try:
+        threads = json.loads((run_dir / "config.json").read_text()).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {"threads": int(threads)} if isinstance(threads, int) else {}
 
 
 def _run_key(row: dict[str, Any]) -> tuple:

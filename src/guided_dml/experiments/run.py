@@ -287,6 +287,8 @@ def _evaluate_run(
         "dataset": cfg.dataset_label,
         "seed": cfg.seed,
         "config_hash": cfg.hash(),
+        # Not in the hash, yet it changes the numbers (summation order): see docs/results.md.
+        "threads": cfg.threads,
         "best_epoch": result.best_epoch + 1,
         "epochs_run": len(result.history),
         "train_seconds": train_seconds,

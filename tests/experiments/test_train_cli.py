@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from guided_dml.cli import main
 from guided_dml.experiments.config import METHODS
@@ -24,7 +25,7 @@ def test_smoke_train_every_method(tmp_path, method, capsys):
     assert metrics["precision@1"] > 0.2
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["method"] == method and cfg["preset"] == "smoke" and cfg["seed"] == 1
-    assert metrics["threads"] == cfg["threads"] >= 1  # it changes the numbers: on record
+    assert metrics["threads"] == (cfg["threads"] or torch.get_num_threads())  # changes numbers
     emb = np.load(out / "embeddings.npz")
     assert emb["test_embeddings"].shape[1] == 2
     assert (out / "embedding.png").stat().st_size > 1000

@@ -288,7 +288,8 @@ def _evaluate_run(
         "seed": cfg.seed,
         "config_hash": cfg.hash(),
         # Not in the hash, yet it changes the numbers (summation order): see docs/results.md.
-        "threads": cfg.threads,
+        # The count in use, also when cfg.threads is None (torch's default).
+        "threads": torch.get_num_threads(),
         "best_epoch": result.best_epoch + 1,
         "epochs_run": len(result.history),
         "train_seconds": train_seconds,

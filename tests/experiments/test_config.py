@@ -70,3 +70,20 @@ def test_later_settings_change_the_identity_only_when_set():
         assert replace(base, **{name: default}).hash() == base.hash()
     assert replace(base, skip_bad=True).hash() != base.hash()
     assert replace(base, seed=1).hash() != base.hash()
+
+
+def test_cpu_preset_cifar10_teacher_only_for_gdml():
+    """CIFAR-10: G-DML gets the authors' GEMINI (chosen on validation MAP@R, docs/presets.md);
+    the baselines, which train no teacher, keep their settings and so their config hashes."""
+    gdml = resolve_config({"dataset": "cifar10", "method": "gdml", "preset": "cpu"})
+    mdr = resolve_config({"dataset": "cifar10", "method": "gdml", "mdr": 0.2, "preset": "cpu"})
+    for cfg in (gdml, mdr):
+        assert (cfg.gemini_inputs, cfg.gemini_lr, cfg.gemini_batch, cfg.gemini_epochs,
+                cfg.gemini_redraw) == ("raw255", 1e-3, 64, 12, False)
+    for method in ("siamese", "triplet", "margin", "multisim"):
+        base = resolve_config({"dataset": "cifar10", "method": method, "preset": "cpu"})
+        fashion = resolve_config({"dataset": "fashion-mnist", "method": method, "preset": "cpu"})
+        assert base.gemini_inputs == fashion.gemini_inputs == "standardize"
+        assert base.gemini_lr == fashion.gemini_lr
+    assert resolve_config({"dataset": "fashion-mnist", "method": "gdml", "preset": "cpu"}
+                          ).gemini_inputs == "standardize"  # Fashion-MNIST keeps the cpu teacher

@@ -235,7 +235,16 @@ def _cpu(dataset: str, method: str) -> dict[str, Any]:
         "gemini_inputs": "standardize",
     }
     if ds == "cifar10":
+        # GEMINI as the authors run it on CIFAR-10 (raw 0-255 inputs, lr 1e-3, B = 64,
+        # 12 epochs, triplets drawn once): the settings above lay the ten classes out along a
+        # line (student embedding singular-value ratio 0.004-0.05), these in 2-D (0.78-0.81),
+        # and the student's best validation MAP@R doubles (seeds 1, 2: 0.139, 0.123 -> 0.273,
+        # 0.273) for 2.2x the teacher's cost, ~1 % of a run (docs/presets.md). Only G-DML's
+        # config carries them: the baselines' settings (and config hashes) stay as they were.
         p.update({"gemini_beta": 0.003, "augment": True})
+        if method.startswith("gdml"):
+            p.update({"gemini_inputs": "raw255", "gemini_lr": 1e-3, "gemini_batch": 64,
+                      "gemini_epochs": 12, "gemini_redraw": False})
     if ds == "digits":
         # 1 257 training images of 8x8: the small CNN learns them in seconds. GEMINI as the
         # authors run it (raw 0-255 inputs, lr 1e-3, triplets drawn once): on digits it lays the

@@ -239,7 +239,7 @@ def _cpu(dataset: str, method: str) -> dict[str, Any]:
         # 12 epochs, triplets drawn once): the settings above lay the ten classes out along a
         # line (student embedding singular-value ratio 0.004-0.05), these in 2-D (0.78-0.81),
         # and the student's best validation MAP@R doubles (seeds 1, 2: 0.139, 0.123 -> 0.273,
-        # 0.273) for 2.2x the teacher's cost, ~1 % of a run (docs/presets.md). Only G-DML's
+        # 0.273) for 2.2x the teacher's cost, ~8 % of a run (docs/presets.md). Only G-DML's
         # config carries them: the baselines' settings (and config hashes) stay as they were.
         p.update({"gemini_beta": 0.003, "augment": True})
         if method.startswith("gdml"):

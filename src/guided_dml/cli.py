@@ -311,12 +311,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     res = run_benchmark(spec)
     print(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "
           f"{len(res['failed'])} failed", file=sys.stderr)
-    for name in ("summary_md", "report_html"):
-        if name in res["report"]:
-            print(f"{name.replace('_', '.')}: {res['report'][name]}", file=sys.stderr)
-    summary = Path(res["report"].get("summary_md", ""))
-    if summary.is_file():
-        print(summary.read_text())
+    _print_report(res["report"])
     for f in res["failed"]:
         print(f"gdml: error: run {f['run_dir']} failed: {f['error']} (see error.txt there)",
               file=sys.stderr)
@@ -330,11 +325,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not out.is_dir() and not args.include:
         raise DataError(f"{out} is not a benchmark output folder (no such folder)")
     out.mkdir(parents=True, exist_ok=True)
-    paths = write_report(out, include=args.include)
-    for name in ("summary_md", "report_html"):
-        print(f"{name.replace('_', '.')}: {paths[name]}", file=sys.stderr)
-    print(paths["summary_md"].read_text())
+    _print_report(write_report(out, include=args.include))
     return 0
+
+
+def _print_report(paths: dict[str, Any]) -> None:
+    """Where the report is (stderr) and its tables (stdout), after a benchmark or a report."""
+    for name in ("summary_md", "report_html"):
+        if name in paths:
+            print(f"{name.replace('_', '.')}: {paths[name]}", file=sys.stderr)
+    summary = Path(paths.get("summary_md", ""))
+    if summary.is_file():
+        print(summary.read_text())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

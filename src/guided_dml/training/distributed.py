@@ -27,6 +27,7 @@ How a distributed run stays the single-process run (docs/design.md, "Distributed
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import pickle
 import subprocess
@@ -112,7 +113,16 @@ def init_from_env(device: torch.device, timeout: timedelta = DEFAULT_TIMEOUT) ->
 
 
 def _destroy() -> None:
+    """End the process group at exit, while the interpreter is still whole.
+
+    A DistributedDataParallel wrapper kept alive by a reference cycle (a trainer and its
+    callbacks) holds the group's communicator. Left to the interpreter's final teardown, its
+    destruction can wake a gloo thread that needs the GIL, which Python then ends mid-C++:
+    ``terminate called without an active exception`` and SIGABRT, after a run that succeeded
+    (about 1 launch in 15 of the two-process tests). Collecting such cycles first removes it.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

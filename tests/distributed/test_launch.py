@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from guided_dml.cli import main
@@ -44,3 +47,41 @@ def test_where_a_run_computes_is_not_part_of_its_identity():
         assert RunConfig(**change).hash() == base.hash(), change
     # Mixed precision changes the numbers, so a bf16 run is another run.
     assert RunConfig(amp="bf16").hash() != base.hash()
+
+
+SHUTDOWN_PROBE = """
+import gc, os, socket
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from guided_dml.training import distributed
+
+with socket.socket() as s:  # a free port for the one-process group
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+class Trainer:
+    pass
+
+def train():  # the trainer's callback refers back to it, as in train_model: a cycle
+    trainer = Trainer()
+    trainer.net = DistributedDataParallel(nn.Linear(3, 2))
+    trainer.on_epoch = lambda: trainer
+
+gc.disable()  # as if no automatic collection happened to run before exit
+train()
+before = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+distributed._destroy()
+alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+print(before, alive, dist.is_initialized())
+"""
+
+
+def test_exit_releases_data_parallel_wrappers_before_the_group():
+    # A DDP wrapper left in a reference cycle past destroy_process_group was torn down during
+    # interpreter finalisation and aborted finished two-process runs (SIGABRT) now and then.
+    proc = subprocess.run([sys.executable, "-c", SHUTDOWN_PROBE], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "0", "False"]

@@ -26,6 +26,7 @@ def test_smoke_train_every_method(tmp_path, method, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["method"] == method and cfg["preset"] == "smoke" and cfg["seed"] == 1
     assert metrics["threads"] == (cfg["threads"] or torch.get_num_threads())  # changes numbers
+    assert metrics["torch"] == torch.__version__ and metrics["processor"]  # these too
     emb = np.load(out / "embeddings.npz")
     assert emb["test_embeddings"].shape[1] == 2
     assert (out / "embedding.png").stat().st_size > 1000

@@ -10,6 +10,7 @@ import torch
 from guided_dml.cli import main
 from guided_dml.errors import ConfigError
 from guided_dml.experiments.config import RunConfig
+from guided_dml.training import accelerator
 from guided_dml.training.accelerator import amp_dtype, grad_scaler, resolve_device
 
 
@@ -69,3 +70,15 @@ def test_fp16_on_cpu_fails_with_one_line(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "fp16 needs a GPU" in err and "Traceback" not in err
+
+
+def test_processor_name_reads_the_cpu_model(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n")
+    real_path = accelerator.Path
+    monkeypatch.setattr(accelerator, "Path",
+                        lambda p: cpuinfo if p == "/proc/cpuinfo" else real_path(p))
+    assert accelerator.processor_name(torch.device("cpu")) == "AMD EPYC 7B13"
+    # No /proc (macOS, Windows): the platform's own answer, never an empty string.
+    monkeypatch.setattr(accelerator, "Path", lambda p: tmp_path / "missing")
+    assert accelerator.processor_name(torch.device("cpu"))

@@ -256,7 +256,7 @@ def collect_runs(out_dir: str | Path) -> list[dict[str, Any]]:
 #: Columns of ``runs.csv`` read back as integers (the rest of the numeric ones as floats).
 _INT_COLUMNS = ("seed", "best_epoch", "epochs_run", "n_test", "n_train", "n_val", "threads")
 #: Text columns of ``runs.csv`` that look like numbers but are not (a hash of digits only).
-_TEXT_COLUMNS = ("dataset", "method", "config_hash", "run_dir", "source")
+_TEXT_COLUMNS = ("dataset", "method", "config_hash", "run_dir", "source", "processor", "torch")
 SHIFT_RUNS_COLUMNS = ("dataset", "method", "seed", "corruption", "severity", "recall@1",
                       "precision@1")
 

@@ -290,6 +290,9 @@ def _evaluate_run(
         # Not in the hash, yet it changes the numbers (summation order): see docs/results.md.
         # The count in use, also when cfg.threads is None (torch's default).
         "threads": torch.get_num_threads(),
+        # Likewise the processor and the torch build (their kernels round differently).
+        "processor": accelerator.processor_name(accelerator.resolve_device(cfg.device)),
+        "torch": torch.__version__,
         "best_epoch": result.best_epoch + 1,
         "epochs_run": len(result.history),
         "train_seconds": train_seconds,

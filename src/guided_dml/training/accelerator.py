@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -79,3 +81,21 @@ def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.Gr
 def memory_format(channels_last: bool, input_shape: tuple[int, ...]) -> torch.memory_format:
     """``channels_last`` for images when asked; vectors ``(F,)`` have no channel layout."""
     return torch.channels_last if channels_last and len(input_shape) == 3 else torch.contiguous_format
+
+
+def processor_name(device: torch.device) -> str:
+    """What computed a run: the GPU's name, else the CPU model (``/proc/cpuinfo`` on Linux).
+
+    Recorded beside each run because it changes the numbers: kernels differ between CPU
+    families (e.g. AMD EPYC and Intel Xeon), their float32 rounding differs, and the training of
+    2-D embeddings amplifies such differences (docs/results.md, "Reproducibility").
+    """
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"

@@ -50,7 +50,7 @@ def test_where_a_run_computes_is_not_part_of_its_identity():
 
 
 SHUTDOWN_PROBE = """
-import gc, os, socket
+import gc, socket
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel

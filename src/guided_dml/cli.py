@@ -31,12 +31,19 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--lr", float, "student / baseline learning rate"),
     ("--momentum", float, "SGD momentum (authors: 0)"),
     ("--weight-decay", float, "SGD weight decay"),
-    ("--clip-value", float, "clip gradients by value"),
+    ("--clip-value", float, "clip gradients by value (authors: 0.1)"),
+    ("--clip-norm", float, "clip the global gradient norm"),
+    ("--schedule", str, "learning-rate schedule: plateau | cosine (per step)"),
+    ("--warmup-epochs", float, "cosine schedule: epochs of linear warm-up"),
+    ("--plateau-factor", float, "plateau schedule: factor of each decrease"),
+    ("--plateau-patience", int, "plateau schedule: epochs without improvement before it"),
+    ("--plateau-on", str, "what the plateau watches: criterion | train_loss (authors)"),
     ("--backbone", str, "resnet18 | smallcnn | mlp"),
-    ("--stem", str, "resnet18 stem: cifar (authors) | imagenet (15x cheaper)"),
+    ("--stem", str, "resnet18 stem: cifar (authors) | stride2 | imagenet (10x cheaper)"),
     ("--pretrained", str, "torchvision resnet18 state-dict file to start from"),
     ("--val-fraction", float, "validation share of the training set"),
-    ("--select-on", str, "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss"),
+    ("--select-on", str,
+     "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss | last"),
     ("--train-subset", int, "use at most this many training samples (stratified)"),
     ("--imbalance", float, "long-tailed training set with this max/min class ratio"),
     ("--early-stop-patience", int, "stop after this many epochs without improvement"),
@@ -47,6 +54,7 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--gemini-beta", float, "β of Eq. 5"),
     ("--gemini-margin", float, "margin m of Eq. 5"),
     ("--gemini-batch", int, "triplets per class pair (B)"),
+    ("--gemini-data", str, "GEMINI's images: train (the split's training part) | all (authors)"),
     ("--target-scaling", str, "none (default) | standardize: scaling of GEMINI targets"),
     ("--threads", int, "torch threads"),
     ("--device", str, "auto (cuda > mps > cpu) | cpu | cuda | mps"),
@@ -73,6 +81,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize-embeddings", type=_bool_flag,
                    help="L2-normalise embeddings inside the baseline losses (true/false)")
     p.add_argument("--gemini-redraw", type=_bool_flag, help="redraw triplets every epoch")
+    p.add_argument("--nesterov", type=_bool_flag, help="Nesterov momentum (true/false)")
     p.add_argument("--skip-bad", action="store_true", default=None,
                    help=f"image folders: {_SKIP_BAD_HELP} instead of stopping")
     p.add_argument("--channels-last", type=_bool_flag,
@@ -82,7 +91,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
     names = [f[0].lstrip("-").replace("-", "_") for f in _HYPER_FLAGS]
     names += ["data_dir", "preset", "augment", "normalize_embeddings", "gemini_redraw",
-              "channels_last", "skip_bad"]
+              "channels_last", "skip_bad", "nesterov"]
     return {n: getattr(args, n) for n in names if n not in skip}
 
 

@@ -87,3 +87,42 @@ def test_cpu_preset_cifar10_teacher_only_for_gdml():
         assert base.gemini_lr == fashion.gemini_lr
     assert resolve_config({"dataset": "fashion-mnist", "method": "gdml", "preset": "cpu"}
                           ).gemini_inputs == "standardize"  # Fashion-MNIST keeps the cpu teacher
+
+
+def test_paper_preset_is_the_authors_protocol():
+    # docs/authors_protocol_notes.md: last epoch kept, plateau on the training loss, GEMINI on
+    # every training image; the triplet script's own schedule (x0.2, patience 2 / 3 on Fashion).
+    from guided_dml.experiments.config import resolve_config
+
+    g = resolve_config({"preset": "paper", "dataset": "fashion-mnist", "method": "gdml"})
+    assert (g.select_on, g.plateau_on, g.gemini_data) == ("last", "train_loss", "all")
+    assert (g.plateau_factor, g.plateau_patience, g.clip_value, g.stem) == (0.6, 1, 0.1, "cifar")
+    t = resolve_config({"preset": "paper", "dataset": "fashion-mnist", "method": "triplet"})
+    assert (t.plateau_factor, t.plateau_patience, t.margin) == (0.2, 3, 3.0)
+    m = resolve_config({"preset": "paper", "dataset": "mnist", "method": "triplet"})
+    assert (m.plateau_patience, m.margin, m.lr) == (2, 10.0, 0.5)
+
+
+def test_new_settings_leave_old_hashes_alone():
+    # Settings added for issue 13 are hashed only when set, so committed run folders of the
+    # `cpu` preset keep their hashes; setting one changes the hash.
+    from guided_dml.experiments.config import resolve_config
+
+    base = resolve_config({"dataset": "fashion-mnist", "method": "triplet"})
+    d = base.to_dict()
+    for k in ("nesterov", "clip_norm", "schedule", "warmup_epochs", "plateau_on", "gemini_data"):
+        assert k in d
+    assert resolve_config({"dataset": "fashion-mnist", "method": "triplet", "schedule": "plateau"}
+                          ).hash() == base.hash()
+    assert resolve_config({"dataset": "fashion-mnist", "method": "triplet", "nesterov": True}
+                          ).hash() != base.hash()
+
+
+@pytest.mark.parametrize("bad", [{"warmup_epochs": 1}, {"schedule": "linear"}, {"plateau_on": "x"},
+                                 {"clip_norm": 0.0}, {"gemini_data": "val"},
+                                 {"schedule": "cosine", "warmup_epochs": 9, "epochs": 6}])
+def test_bad_schedule_settings_are_config_errors(bad):
+    from guided_dml.experiments.config import resolve_config
+
+    with pytest.raises(ConfigError):
+        resolve_config({"dataset": "digits", **bad})

@@ -78,3 +78,25 @@ def test_bad_flags_give_one_line_errors(tmp_path, capsys):
     assert main(["train", "--dataset", "no-such-set", "--preset", "smoke",
                  "--out", str(tmp_path / "x")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_gemini_data_all_trains_the_teacher_on_train_and_val(monkeypatch):
+    # The authors train GEMINI on every training image; the student still splits off validation.
+    from guided_dml.experiments import run as run_mod
+    from guided_dml.experiments.config import resolve_config
+
+    seen = []
+    real = run_mod.TripletBatches
+
+    def spy(images, labels, *a, **k):
+        seen.append(len(images))
+        return real(images, labels, *a, **k)
+
+    monkeypatch.setattr(run_mod, "TripletBatches", spy)
+    for data in ("train", "all"):
+        cfg = resolve_config({"preset": "smoke", "dataset": "digits", "gemini_data": data,
+                              "epochs": 1, "gemini_epochs": 1, "threads": 1})
+        prepared = run_mod.prepare_data(cfg)
+        run_mod.train_model(cfg, prepared)
+        assert seen[-1] == (len(prepared.reference) if data == "all" else len(prepared.train))
+    assert seen[0] < seen[1]

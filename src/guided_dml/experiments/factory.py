@@ -104,11 +104,17 @@ def student_optim(cfg: RunConfig) -> OptimConfig:
         epochs=cfg.epochs,
         lr=cfg.lr,
         momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
         weight_decay=cfg.weight_decay,
         clip_value=cfg.clip_value,
+        clip_norm=cfg.clip_norm,
+        schedule=cfg.schedule,
+        warmup_epochs=cfg.warmup_epochs,
         plateau_factor=cfg.plateau_factor,
         plateau_patience=cfg.plateau_patience,
+        plateau_on=cfg.plateau_on,
         early_stop_patience=cfg.early_stop_patience,
+        select_best=cfg.select_on != "last",
     )
 
 

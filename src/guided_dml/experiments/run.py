@@ -53,6 +53,7 @@ from ..training import (
 from ..training import distributed as dist
 from ..training.checkpoint import load_torch, save_bytes, save_json, save_torch
 from ..training.gemini import teacher_targets
+from ..training.trainer import convergence
 from .config import RunConfig
 from .factory import (
     build_loss,
@@ -295,6 +296,7 @@ def _evaluate_run(
         "torch": torch.__version__,
         "best_epoch": result.best_epoch + 1,
         "epochs_run": len(result.history),
+        **convergence(result.history),
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
         "wall_seconds": time.perf_counter() - t_start,
@@ -339,7 +341,7 @@ def train_model(
     DistributedDataParallel, the losses see the gathered global batch, and rank 0 alone trains
     GEMINI and writes the history and checkpoints (:mod:`guided_dml.training.distributed`).
     """
-    if cfg.select_on != "loss" and not val_scorable(data):
+    if cfg.select_on not in ("loss", "last") and not val_scorable(data):
         # Say so now rather than after the first epoch (the estimator falls back to the loss).
         raise ConfigError(
             f"the validation split has {len(data.val)} image(s) (--val-fraction "
@@ -399,14 +401,19 @@ def train_model(
     def val_score() -> float:
         # Leave-one-out retrieval among the validation embeddings: the same criterion for
         # every method, whatever the scale or reducer of its loss.
-        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[cfg.select_on]
+        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[score_key]
+
+    # "last" keeps the last epoch (the authors') and still records the validation MAP@R, so
+    # every run has a validation curve; "loss" ranks epochs on the validation loss.
+    score_key = "map@r" if cfg.select_on == "last" else cfg.select_on
+    scored = cfg.select_on != "loss" and (cfg.select_on != "last" or val_scorable(data))
 
     phases["student"] = []
     trainer = Trainer(
         model=model, loss_fn=loss_fn, step=step, train_batches=on_device(train_source, dev),
         val_batches=on_device(val_source, dev), config=student_optim(cfg), seed=cfg.seed,
         name=name, checkpoint_path=run_dir / "student.ckpt" if run_dir is not None else None,
-        progress=cfg.progress, val_score=None if cfg.select_on == "loss" else val_score,
+        progress=cfg.progress, val_score=val_score if scored else None,
         grad_scaler=accelerator.grad_scaler(dev, amp),
     )
     trainer.on_epoch = lambda rec: (phases.__setitem__("student", trainer.result.history),
@@ -481,7 +488,10 @@ def _teacher_phase(
     torch.manual_seed(cfg.seed)
     num_classes = len(data.reference.classes)
     teacher = build_teacher(cfg, num_classes, input_shape, mean, std).to(device)
-    train_source = TripletBatches(data.train.images, data.train.labels, cfg.gemini_batch,
+    # The authors train GEMINI on every training image ("all"); by default only on the
+    # student's training part, so the validation split stays unseen by the whole pipeline.
+    fit_on = data.reference if cfg.gemini_data == "all" else data.train
+    train_source = TripletBatches(fit_on.images, fit_on.labels, cfg.gemini_batch,
                                   redraw=cfg.gemini_redraw, seed=cfg.seed)
     # The authors train GEMINI for a fixed number of epochs and keep the last one; the student's
     # validation loss (on GEMINI's targets of the validation split) still guards the pipeline.

@@ -2,13 +2,15 @@
 
 He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385).
 
-Two stems:
+Three stems:
 
 - ``"cifar"``: 3×3 stride-1 first convolution and no max-pool. This is the student of the G-DML
   authors (their ``ResNet18`` for MNIST, Fashion-MNIST and CIFAR-10): on 28×28 or 32×32 inputs
   the ImageNet stem would shrink the map to 7×7/8×8 before ``layer1`` and waste most of the network.
 - ``"imagenet"``: torchvision's 7×7 stride-2 convolution (padding 3) and 3×3/2 max-pool, for
   larger images (CUB, Cars, SOP) and for loading ImageNet weights.
+- ``"stride2"``: a 3×3 stride-2 convolution and no max-pool: ``layer1`` sees 14×14 on a 28×28
+  input (cifar: 28×28, imagenet: 7×7), at about a quarter of the cifar stem's cost.
 
 Parameter and buffer names are exactly torchvision's ``resnet18`` (``conv1``, ``bn1``,
 ``layer1.0.conv1``, ``layer2.0.downsample.0``, ..., ``fc``), so a torchvision state dict loads
@@ -30,7 +32,7 @@ from torch import Tensor, nn
 
 from guided_dml.errors import ConfigError, DataError
 
-STEMS: tuple[str, ...] = ("cifar", "imagenet")
+STEMS: tuple[str, ...] = ("cifar", "imagenet", "stride2")
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -110,6 +112,10 @@ class ResNet(nn.Module):
         # Modules are created in torchvision's order, so named_modules() lists them alike.
         if stem == "cifar":
             self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        elif stem == "stride2":
+            # Between the two: 3x3 stride 2, no max-pool, so a 28 px image enters layer1 at
+            # 14x14 (cifar: 28x28, imagenet: 7x7); about a quarter of the cifar stem's cost.
+            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=2, padding=1, bias=False)
         else:
             self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -117,7 +123,9 @@ class ResNet(nn.Module):
         # Identity keeps the module name "maxpool" (torchvision's structure) without downsampling
         # small images further.
         self.maxpool: nn.Module = (
-            nn.Identity() if stem == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            nn.Identity()
+            if stem in ("cifar", "stride2")
+            else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         )
 
         widths = (64, 128, 256, 512)
@@ -205,7 +213,7 @@ def load_pretrained(model: ResNet, path_or_state_dict: str | Path | Mapping[str,
     Keys whose shapes differ from the model are handled as follows:
 
     - ``fc.weight`` / ``fc.bias`` (``out_dim != 1000``): skipped, the fresh head is kept.
-    - ``conv1.weight`` with the cifar stem (3×3 instead of 7×7): skipped, since a 7×7 filter
+    - ``conv1.weight`` with the cifar or stride2 stem (3×3 instead of 7×7): skipped, since a 7×7 filter
       has no faithful 3×3 counterpart.
     - ``conv1.weight`` with the imagenet stem and ``in_channels != 3``: adapted (1 channel: sum
       of the RGB filters; otherwise RGB filters repeated and rescaled by ``3 / in_channels``),

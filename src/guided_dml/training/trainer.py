@@ -4,9 +4,12 @@ The loop knows nothing of the model: it gets a ``step`` that turns a batch into 
 batch source for training and one for validation, and the optimisation settings. It implements
 what every method in the paper's protocol shares (METHODS.md §1.3–1.4, §4):
 
-* SGD with weight decay and gradient clipping by value;
-* ReduceLROnPlateau on a validation criterion, the best epoch chosen on the validation split
-  (never the test set), early stop after ``early_stop_patience`` epochs without improvement.
+* SGD (optionally with (Nesterov) momentum) with weight decay and gradient clipping by value
+  (the authors') or by global norm;
+* a learning-rate schedule: ReduceLROnPlateau on the selection criterion or on the training loss
+  (the authors'), or a per-step cosine annealing, either after an optional linear warm-up;
+* the best epoch chosen on the validation split (never the test set), or the last epoch (the
+  authors'), early stop after ``early_stop_patience`` epochs without improvement.
   The criterion is the validation loss, or a validation score (higher is better, e.g. MAP@R
   of the validation embeddings) when ``val_score`` is given: losses averaged over their
   non-zero terms (PML's default reducer) *rise* as training succeeds, so their validation
@@ -46,6 +49,11 @@ BatchSource = Callable[[torch.Generator], Iterator[Batch]]
 Step = Callable[[Batch], torch.Tensor]
 
 
+SCHEDULES = ("plateau", "cosine")
+PLATEAU_ON = ("criterion", "train_loss")
+LOSS_OPTIMIZERS = ("shared", "adam")
+
+
 @dataclass
 class OptimConfig:
     """Optimisation settings shared by all loops (defaults: the authors' student, METHODS.md §1.3)."""
@@ -53,12 +61,39 @@ class OptimConfig:
     epochs: int = 50
     lr: float = 0.1
     momentum: float = 0.0  # the authors use plain SGD
+    nesterov: bool = False
     weight_decay: float = 1e-4
     clip_value: float | None = 0.1  # clip gradients by value, as the paper does
-    plateau_factor: float | None = 0.5  # None: constant learning rate
+    # Clip the global gradient norm instead (or as well). By value, one cap binds per
+    # coordinate: on a 2-D regression head with large gradients it changes the direction of
+    # the step, on a normalised loss with small gradients it never binds (issue 13).
+    clip_norm: float | None = None
+    # "plateau": ReduceLROnPlateau (``plateau_factor`` None: constant learning rate);
+    # "cosine": per-step cosine annealing from ``lr`` to 0 over all epochs.
+    schedule: str = "plateau"
+    plateau_factor: float | None = 0.5
     plateau_patience: int = 1
+    # What the plateau schedule watches: the selection criterion (validation score or loss)
+    # or the training loss (the authors' code: ``scheduler.step(train_loss)``).
+    plateau_on: str = "criterion"
+    warmup_epochs: float = 0.0  # cosine only: linear warm-up from lr / 100, per step
     early_stop_patience: int | None = None  # None: run all epochs
-    select_best: bool = True  # restore the epoch with the lowest validation loss
+    select_best: bool = True  # restore the best epoch on the criterion (False: keep the last)
+    # Parameters of the loss (MDR levels, margin beta): "shared" puts them in the model's SGD
+    # (without weight decay, clipped with it); "adam" gives them an Adam of their own, never
+    # clipped, with ``loss_lr`` (None: ``lr``) and ``loss_weight_decay`` (MDR's official code).
+    loss_optimizer: str = "shared"
+    loss_lr: float | None = None
+    loss_weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("schedule", self.schedule, SCHEDULES),
+                                     ("plateau_on", self.plateau_on, PLATEAU_ON),
+                                     ("loss_optimizer", self.loss_optimizer, LOSS_OPTIMIZERS)):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        if self.warmup_epochs and self.schedule != "cosine":
+            raise ValueError("warmup_epochs needs schedule='cosine'")
 
 
 @dataclass
@@ -145,23 +180,37 @@ class Trainer:
         groups: list[dict[str, Any]] = [
             {"params": [p for p in model.parameters() if p.requires_grad]}
         ]
-        if loss_params:
+        self.loss_optimizer: torch.optim.Optimizer | None = None
+        if loss_params and config.loss_optimizer == "adam":
+            self.loss_optimizer = torch.optim.Adam(
+                loss_params, lr=config.loss_lr if config.loss_lr is not None else config.lr,
+                weight_decay=config.loss_weight_decay,
+            )
+        elif loss_params:
             # Loss parameters (MDR levels, margin beta) carry their own regularisation.
             groups.append({"params": loss_params, "weight_decay": 0.0})
+        # What clipping acts on: the model's SGD groups (a separate loss optimiser is not clipped).
         self.params = [p for g in groups for p in g["params"]]
         self.optimizer = torch.optim.SGD(
-            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            nesterov=config.nesterov,
         )
-        self.scheduler = (
-            torch.optim.lr_scheduler.ReduceLROnPlateau(
+        self._optimizers = [o for o in (self.optimizer, self.loss_optimizer) if o is not None]
+        for opt in self._optimizers:
+            for g in opt.param_groups:
+                g.setdefault("base_lr", g["lr"])
+        self.scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        if config.schedule == "plateau" and config.plateau_factor is not None:
+            # mode follows the criterion (issue 13): a score is maximised, a loss minimised.
+            # Feeding -score to mode="min" with the default *relative* threshold counted a
+            # slightly lower score as an improvement (0.7 -> 0.69995 reset the patience).
+            score_watched = val_score is not None and config.plateau_on == "criterion"
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer,
-                mode="min",
+                mode="max" if score_watched else "min",
                 factor=config.plateau_factor,
                 patience=config.plateau_patience,
             )
-            if config.plateau_factor is not None
-            else None
-        )
         self.result = FitResult()
         self.start_epoch = 0
         self._best_state: dict[str, Any] | None = None
@@ -172,6 +221,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "loss_fn": self.loss_fn.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "loss_optimizer": self.loss_optimizer.state_dict() if self.loss_optimizer else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "next_epoch": self.start_epoch,
             "result": asdict(self.result),
@@ -184,6 +234,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.loss_fn.load_state_dict(state["loss_fn"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.loss_optimizer is not None and state.get("loss_optimizer"):
+            self.loss_optimizer.load_state_dict(state["loss_optimizer"])
         if self.scheduler and state["scheduler"]:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.grad_scaler is not None and state.get("grad_scaler"):
@@ -247,21 +299,29 @@ class Trainer:
             dynamic_ncols=True,
         )
         scaler = self.grad_scaler
-        for batch in bar:
+        cfg = self.config
+        for i, batch in enumerate(bar):
+            self._set_lr(epoch, i)
             loss = self.step(batch)
             self._check_finite(loss, epoch)
-            self.optimizer.zero_grad(set_to_none=True)
+            for opt in self._optimizers:
+                opt.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()
             else:
                 scaler.scale(loss).backward()
-                scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-            if self.config.clip_value is not None:
-                torch.nn.utils.clip_grad_value_(self.params, self.config.clip_value)
-            if scaler is None:
-                self.optimizer.step()
-            else:
-                scaler.step(self.optimizer)  # skipped when a gradient overflowed
+                for opt in self._optimizers:
+                    scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
+            if cfg.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(self.params, cfg.clip_value)
+            if cfg.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_norm)
+            for opt in self._optimizers:
+                if scaler is None:
+                    opt.step()
+                else:
+                    scaler.step(opt)  # skipped when a gradient overflowed
+            if scaler is not None:
                 scaler.update()
             total += loss.item()
             count += 1
@@ -270,6 +330,23 @@ class Trainer:
         if count == 0:
             raise TrainingError(f"{self.name}: an epoch had no batch; lower the batch size")
         return total / count
+
+    def _set_lr(self, epoch: int, i: int) -> None:
+        """Warm-up and cosine factors of step ``i`` of ``epoch`` (a pure function of both, so a
+        resumed run sets the same rates). The plateau schedule sets its rates between epochs."""
+        cfg = self.config
+        n = self.num_batches or 1
+        t = epoch + min(i, n - 1) / n  # epochs done, fractional
+        warm = 1.0
+        if cfg.warmup_epochs > 0 and t < cfg.warmup_epochs:
+            warm = 0.01 + 0.99 * t / cfg.warmup_epochs
+        if cfg.schedule == "cosine":
+            span = max(cfg.epochs - cfg.warmup_epochs, 1e-12)
+            progress = min(max(t - cfg.warmup_epochs, 0.0) / span, 1.0)
+            factor = warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+            for opt in self._optimizers:
+                for g in opt.param_groups:
+                    g["lr"] = g["base_lr"] * factor
 
     @torch.no_grad()
     def validate(self) -> float:
@@ -327,7 +404,10 @@ class Trainer:
                     f"{epoch + 1}; try a lower --lr or another --seed"
                 )
             if self.scheduler is not None:
-                self.scheduler.step(monitored)
+                if cfg.plateau_on == "train_loss":
+                    self.scheduler.step(train_loss)
+                else:
+                    self.scheduler.step(-monitored if self.val_score is not None else monitored)
             improved = monitored < self.result.best_val_loss
             if improved:
                 self.result.best_val_loss = monitored
@@ -353,10 +433,31 @@ class Trainer:
                 self.on_epoch(record)
             outer.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
         outer.close()
+        if not cfg.select_best and self.result.history:
+            # The kept epoch is the last one (the criterion still drove early stop).
+            self.result.best_epoch = self.result.history[-1]["epoch"] - 1
         if cfg.select_best and self._best_state is not None:
             self.model.load_state_dict(self._best_state["model"])
             self.loss_fn.load_state_dict(self._best_state["loss_fn"])
         return self.result
+
+
+CONVERGED_GAIN = 0.005  # 0.5 point of a score in [0, 1]
+
+
+def convergence(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether a fit converged: its validation score gained less than half a point over the
+    last third of its epochs (issue 13's rule).
+
+    Returns ``{"val_gain_last_third": best score of the last third minus the best before it,
+    "converged": bool}``; both ``None`` when there is no score or fewer than three epochs.
+    """
+    scores = [h.get("val_score") for h in history]
+    if len(scores) < 3 or any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in scores):
+        return {"val_gain_last_third": None, "converged": None}
+    cut = len(scores) - math.ceil(len(scores) / 3)
+    gain = max(scores[cut:]) - max(scores[:cut])
+    return {"val_gain_last_third": gain, "converged": bool(gain < CONVERGED_GAIN)}
 
 
 def _safe_len(obj: Any) -> int | None:

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "are not run again, and the report covers both")
     b.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
     b.add_argument("--shift", action="store_true", help="also evaluate under covariate shift")
+    b.add_argument("--references", action="store_true",
+                   help="also score 1-NN on raw pixels and supervised UMAP 2-D (umap-learn) "
+                        "into OUT/references.csv")
     b.add_argument("--shift-max-test", type=int, default=2000,
                    help="test images per corruption and severity (default: 2000)")
     b.add_argument("--imbalance-variants", nargs="+", type=float, default=[], metavar="RATIO",
@@ -317,6 +320,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         progress=args.progress,
         include=args.include,
     )
+    if args.references:
+        from .experiments.references import run_references
+
+        path = run_references(list(args.datasets), args.out, data_dir=args.data_dir)
+        print(f"references: {path}", file=sys.stderr)
     res = run_benchmark(spec)
     print(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "
           f"{len(res['failed'])} failed", file=sys.stderr)

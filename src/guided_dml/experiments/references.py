@@ -1,0 +1,104 @@
+"""What a learned map must beat: the references every results table carries (issue 13).
+
+* ``raw-1nn``: the raw pixels (intensities in [0, 1], flattened) as the embedding: 1-NN and the
+  retrieval metrics on the input space itself.
+* ``umap-2d``: supervised UMAP (McInnes et al., 2018; umap-learn), fitted on the training set
+  with its labels (``UMAP(n_components=2).fit(X_train, y=y_train)``), the test set
+  ``transform``-ed: the 2-D map practitioners already have.
+
+Both are scored by the same :func:`~guided_dml.evaluation.evaluate` as every method (test
+queries against the training set), with their wall time. umap-learn is an optional extra
+(``pip install 'guided-dml[umap]'``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import ArrayDataset
+from ..errors import ConfigError
+from ..evaluation import evaluate
+
+REFERENCES = ("raw-1nn", "umap-2d")
+log = logging.getLogger(__name__)
+
+
+def _pixels(data: ArrayDataset) -> np.ndarray:
+    """Images (uint8) as flattened [0, 1] intensities; feature vectors as they are."""
+    x = data.images.numpy().reshape(len(data.images), -1).astype(np.float32)
+    return x / 255.0 if data.images.dtype == torch.uint8 else x
+
+
+def reference_embeddings(name: str, train: ArrayDataset, test: ArrayDataset,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train embeddings, test embeddings)`` of reference ``name``."""
+    x_train, x_test = _pixels(train), _pixels(test)
+    if name == "raw-1nn":
+        return x_train, x_test
+    if name == "umap-2d":
+        try:
+            import umap
+        except ImportError as e:
+            raise ConfigError("the umap-2d reference needs umap-learn: pip install "
+                              "'guided-dml[umap]' (or umap-learn)") from e
+        reducer = umap.UMAP(n_components=2, random_state=seed)
+        emb_train = reducer.fit_transform(x_train, y=train.labels.numpy())
+        return np.asarray(emb_train, dtype=np.float32), np.asarray(reducer.transform(x_test),
+                                                                   dtype=np.float32)
+    raise ConfigError(f"unknown reference {name!r}; choose from {', '.join(REFERENCES)}")
+
+
+def score_reference(name: str, train: ArrayDataset, test: ArrayDataset, *, dataset: str,
+                    seed: int = 0) -> dict[str, Any]:
+    """One row of ``references.csv``: ``evaluate()``'s metrics of reference ``name`` plus its
+    ``wall_seconds`` (fit, transform and evaluation)."""
+    t0 = time.perf_counter()
+    emb_train, emb_test = reference_embeddings(name, train, test, seed=seed)
+    metrics = evaluate(emb_test, test.labels, emb_train, train.labels, seed=seed)
+    return {"dataset": dataset, "method": name, "seed": seed,
+            **{k: float(v) for k, v in metrics.items()},
+            "wall_seconds": time.perf_counter() - t0, "n_train": len(train), "n_test": len(test)}
+
+
+COLUMNS = ("dataset", "method", "seed", "recall@1", "f1", "precision@1", "r_precision", "map@r",
+           "nmi", "wall_seconds", "n_train", "n_test")
+
+
+def run_references(datasets: list[str], out: str | Path, *, data_dir: str | None = None,
+                   names: tuple[str, ...] = REFERENCES, seed: int = 0) -> Path:
+    """Score ``names`` on every data set into ``OUT/references.csv`` (rows already there are
+    kept and not recomputed, so an interrupted call resumes)."""
+    import csv
+
+    from ..data import load_dataset
+    from ..training.checkpoint import save_bytes
+
+    path = Path(out) / "references.csv"
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        rows = list(csv.DictReader(path.open()))
+    done = {(r["dataset"], r["method"], str(r["seed"])) for r in rows}
+    for dataset in datasets:
+        todo = [n for n in names if (dataset, n, str(seed)) not in done]
+        if not todo:
+            continue
+        splits = load_dataset(dataset, data_dir=data_dir)
+        for name in todo:
+            log.info("reference %s on %s ...", name, dataset)
+            rows.append(score_reference(name, splits["train"], splits["test"], dataset=dataset,
+                                        seed=seed))
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore",
+                               lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_bytes(buf.getvalue().encode(), path)  # after each row: nothing lost on Ctrl-C
+    return path

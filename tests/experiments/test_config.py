@@ -126,3 +126,31 @@ def test_bad_schedule_settings_are_config_errors(bad):
 
     with pytest.raises(ConfigError):
         resolve_config({"dataset": "digits", **bad})
+
+
+def test_mdr_is_wired_as_its_authors_wire_it():
+    # docs/mdr_official_notes.md: no L2 normalisation (the mean-distance scaling instead), the
+    # levels in their own unclipped Adam with weight decay 1e-5; a user's own choice wins.
+    from guided_dml.experiments.factory import build_loss, build_student, loss_normalizes, student_optim
+    from guided_dml.losses import WithMDR
+
+    cfg = resolve_config({"dataset": "digits", "method": "triplet", "mdr": 0.2})
+    assert cfg.normalize_embeddings is False and not loss_normalizes(cfg)
+    opt = student_optim(cfg)
+    assert (opt.loss_optimizer, opt.loss_lr, opt.loss_weight_decay) == ("adam", 1e-4, 1e-5)
+    loss, _ = build_loss(cfg)
+    assert isinstance(loss, WithMDR) and loss.normalize_by_mean_distance
+    assert not loss.base_loss.distance.normalize_embeddings
+    import torch
+
+    net = build_student(cfg, (1, 8, 8), torch.zeros(1), torch.ones(1))
+    assert not net.l2_normalize
+    plain = resolve_config({"dataset": "digits", "method": "triplet"})
+    assert plain.normalize_embeddings is None and plain.loss_optimizer == "shared"
+    own = resolve_config({"dataset": "digits", "method": "triplet", "mdr": 0.2,
+                          "normalize_embeddings": True, "loss_optimizer": "shared"})
+    assert own.normalize_embeddings is True and own.loss_optimizer == "shared"
+    assert cfg.hash() != resolve_config({"dataset": "digits", "method": "triplet", "mdr": 0.2,
+                                         **{k: v for k, v in plain.to_dict().items()
+                                            if k in ("normalize_embeddings", "loss_optimizer",
+                                                     "loss_lr", "loss_weight_decay")}}).hash()

@@ -32,7 +32,13 @@ EXECUTION_ONLY = ("data_dir", "threads", "progress", "device", "channels_last", 
 HASHED_IF_SET: dict[str, Any] = {
     "amp": "none", "skip_bad": False, "nesterov": False, "clip_norm": None,
     "schedule": "plateau", "warmup_epochs": 0.0, "plateau_on": "criterion", "gemini_data": "train",
+    "loss_optimizer": "shared", "loss_lr": None, "loss_weight_decay": 0.0,
 }
+# MDR as its authors wire it (kakaoenterprise/AAAI2021_MDR; docs/mdr_official_notes.md): the
+# raw embedding divided by the batch's mean distance, never L2-normalised, and the levels in an
+# unclipped Adam with weight decay 1e-5. Applied when --mdr is on, unless the user set them.
+MDR_WIRING: dict[str, Any] = {"normalize_embeddings": False, "loss_optimizer": "adam",
+                              "loss_lr": 1e-4, "loss_weight_decay": 1e-5}
 
 
 @dataclass
@@ -82,6 +88,11 @@ class RunConfig:
     # Baseline losses (pytorch-metric-learning). None: PML's default for that loss.
     margin: float | None = None
     normalize_embeddings: bool | None = None
+    # Learnable parameters of the loss (MDR levels, margin β): "shared" (the model's SGD,
+    # clipped with it) or "adam" (their own, unclipped; MDR's default, see MDR_WIRING).
+    loss_optimizer: str = "shared"
+    loss_lr: float | None = None  # None: --lr
+    loss_weight_decay: float = 0.0
     miner: str = "none"  # the paper uses no miner
 
     # GEMINI teacher (Algorithm 1).
@@ -144,6 +155,10 @@ class RunConfig:
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive (or unset)")
+        if self.loss_optimizer not in ("shared", "adam"):
+            raise ConfigError("--loss-optimizer must be 'shared' or 'adam'")
+        if (self.loss_lr is not None and not self.loss_lr > 0) or not self.loss_weight_decay >= 0:
+            raise ConfigError("--loss-lr must be positive and --loss-weight-decay non-negative")
         if self.mdr < 0:
             raise ConfigError("--mdr (λ) must be non-negative")
         if self.target_scaling not in ("standardize", "none"):
@@ -340,4 +355,7 @@ def resolve_config(
     values.update(PRESETS[preset](head.get("dataset", cfg.dataset), head.get("method", cfg.method)))
     values.update(from_file)
     values.update(overrides)
+    if isinstance(values.get("mdr"), (int, float)) and values["mdr"] > 0:
+        given = set(from_file) | set(overrides)
+        values.update({k: v for k, v in MDR_WIRING.items() if k not in given})
     return RunConfig(**values).validate()

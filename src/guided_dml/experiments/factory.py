@@ -115,6 +115,9 @@ def student_optim(cfg: RunConfig) -> OptimConfig:
         plateau_on=cfg.plateau_on,
         early_stop_patience=cfg.early_stop_patience,
         select_best=cfg.select_on != "last",
+        loss_optimizer=cfg.loss_optimizer,
+        loss_lr=cfg.loss_lr,
+        loss_weight_decay=cfg.loss_weight_decay,
     )
 
 

@@ -16,11 +16,10 @@ from typing import Any
 import tomllib
 
 from ..errors import ConfigError
+from ..training.trainer import LOSS_OPTIMIZERS, PLATEAU_ON, SCHEDULES
 
 METHODS = ("gdml", "siamese", "triplet", "margin", "multisim")
 SELECT_ON = ("map@r", "r_precision", "precision@1", "recall@1", "loss", "last")
-SCHEDULES = ("plateau", "cosine")
-PLATEAU_ON = ("criterion", "train_loss")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("none", "bf16", "fp16")
 # Settings that decide where and how fast a run computes, not what it computes (floating-point
@@ -155,8 +154,8 @@ class RunConfig:
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive (or unset)")
-        if self.loss_optimizer not in ("shared", "adam"):
-            raise ConfigError("--loss-optimizer must be 'shared' or 'adam'")
+        if self.loss_optimizer not in LOSS_OPTIMIZERS:
+            raise ConfigError(f"--loss-optimizer must be one of {', '.join(LOSS_OPTIMIZERS)}")
         if (self.loss_lr is not None and not self.loss_lr > 0) or not self.loss_weight_decay >= 0:
             raise ConfigError("--loss-lr must be positive and --loss-weight-decay non-negative")
         if self.mdr < 0:

@@ -7,7 +7,7 @@ what every method in the paper's protocol shares (METHODS.md §1.3–1.4, §4):
 * SGD (optionally with (Nesterov) momentum) with weight decay and gradient clipping by value
   (the authors') or by global norm;
 * a learning-rate schedule: ReduceLROnPlateau on the selection criterion or on the training loss
-  (the authors'), or a per-step cosine annealing, either after an optional linear warm-up;
+  (the authors'), or a per-step cosine annealing after an optional linear warm-up;
 * the best epoch chosen on the validation split (never the test set), or the last epoch (the
   authors'), early stop after ``early_stop_patience`` epochs without improvement.
   The criterion is the validation loss, or a validation score (higher is better, e.g. MAP@R

@@ -13,7 +13,7 @@ queries against the training set), with their wall time. umap-learn is an option
 
 from __future__ import annotations
 
-import io
+import csv
 import logging
 import time
 from pathlib import Path
@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import ArrayDataset
+from ..data import ArrayDataset, load_dataset
 from ..errors import ConfigError
 from ..evaluation import evaluate
+from ..training.checkpoint import save_bytes
+from .report import csv_bytes
 
 REFERENCES = ("raw-1nn", "umap-2d")
 log = logging.getLogger(__name__)
@@ -75,15 +77,11 @@ def run_references(datasets: list[str], out: str | Path, *, data_dir: str | None
                    names: tuple[str, ...] = REFERENCES, seed: int = 0) -> Path:
     """Score ``names`` on every data set into ``OUT/references.csv`` (rows already there are
     kept and not recomputed, so an interrupted call resumes)."""
-    import csv
-
-    from ..data import load_dataset
-    from ..training.checkpoint import save_bytes
-
     path = Path(out) / "references.csv"
     rows: list[dict[str, Any]] = []
     if path.is_file():
-        rows = list(csv.DictReader(path.open()))
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
     done = {(r["dataset"], r["method"], str(r["seed"])) for r in rows}
     for dataset in datasets:
         todo = [n for n in names if (dataset, n, str(seed)) not in done]
@@ -94,11 +92,7 @@ def run_references(datasets: list[str], out: str | Path, *, data_dir: str | None
             log.info("reference %s on %s ...", name, dataset)
             rows.append(score_reference(name, splits["train"], splits["test"], dataset=dataset,
                                         seed=seed))
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore",
-                               lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_bytes(buf.getvalue().encode(), path)  # after each row: nothing lost on Ctrl-C
+            # After each row (write-then-rename): an interrupted call loses nothing finished.
+            save_bytes(csv_bytes(rows, COLUMNS), path)
     return path

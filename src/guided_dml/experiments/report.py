@@ -1210,7 +1210,8 @@ def _csv_value(v: Any) -> Any:
     return v
 
 
-def _csv_bytes(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
+def csv_bytes(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
+    """``rows`` as CSV with ``columns`` (extra keys ignored, non-finite floats as empty cells)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -1292,19 +1293,19 @@ def write_report(out_dir: str | Path, confidence: float = 0.95,
     # Relative run folders keep runs.csv valid when OUT is moved or copied.
     csv_runs = [r if "_shift_rows" in r else  # included rows keep the folder they name
                 {**r, "run_dir": Path(r["run_dir"]).relative_to(out_dir).as_posix()} for r in runs]
-    put("runs.csv", _csv_bytes(csv_runs, _runs_columns(runs)))
+    put("runs.csv", csv_bytes(csv_runs, _runs_columns(runs)))
     stat_cols = [f"{m}_{k}" for m in (*METRICS, "robustness_auc") for k in ("mean", "ci")
                  if f"{m}_{k}" in summary[0]]
-    put("summary.csv", _csv_bytes(summary, ["dataset", "method", "n", "seeds", *stat_cols,
+    put("summary.csv", csv_bytes(summary, ["dataset", "method", "n", "seeds", *stat_cols,
                                             "wall_seconds_mean", "train_seconds_mean",
                                             "eval_seconds_mean", "epochs_run_mean"]))
     if shift_summary:
-        put("shift.csv", _csv_bytes(shift_summary, list(shift_summary[0])))
+        put("shift.csv", csv_bytes(shift_summary, list(shift_summary[0])))
     if shift_rows:
-        put("shift_runs.csv", _csv_bytes(shift_rows, SHIFT_RUNS_COLUMNS))
+        put("shift_runs.csv", csv_bytes(shift_rows, SHIFT_RUNS_COLUMNS))
     paired = paired_comparisons(runs, confidence)
     if paired:
-        put("paired.csv", _csv_bytes(paired, _paired_columns(paired)))
+        put("paired.csv", csv_bytes(paired, _paired_columns(paired)))
     put("summary.md", render_markdown(summary, shift_summary, confidence, paired).encode())
     put("summary.tex", render_latex(summary, shift_summary, confidence).encode())
 

@@ -16,6 +16,7 @@ from typing import Any
 import tomllib
 
 from ..errors import ConfigError
+from ..losses.baselines import MINERS, REDUCERS
 from ..training.trainer import LOSS_OPTIMIZERS, PLATEAU_ON, SCHEDULES
 
 METHODS = ("gdml", "siamese", "triplet", "margin", "multisim")
@@ -31,7 +32,7 @@ EXECUTION_ONLY = ("data_dir", "threads", "progress", "device", "channels_last", 
 HASHED_IF_SET: dict[str, Any] = {
     "amp": "none", "skip_bad": False, "nesterov": False, "clip_norm": None,
     "schedule": "plateau", "warmup_epochs": 0.0, "plateau_on": "criterion", "gemini_data": "train",
-    "loss_optimizer": "shared", "loss_lr": None, "loss_weight_decay": 0.0,
+    "loss_optimizer": "shared", "loss_lr": None, "loss_weight_decay": 0.0, "reducer": "default",
 }
 # MDR as its authors wire it (kakaoenterprise/AAAI2021_MDR; docs/mdr_official_notes.md): the
 # raw embedding divided by the batch's mean distance, never L2-normalised, and the levels in an
@@ -93,6 +94,9 @@ class RunConfig:
     loss_lr: float | None = None  # None: --lr
     loss_weight_decay: float = 0.0
     miner: str = "none"  # the paper uses no miner
+    # "default": PML's reduction of the loss (triplet: mean over the non-zero triplets);
+    # "mean": a plain mean over every pair or triplet, zeros included (the MDR authors' triplet).
+    reducer: str = "default"
 
     # GEMINI teacher (Algorithm 1).
     gemini_epochs: int = 15
@@ -160,6 +164,10 @@ class RunConfig:
             raise ConfigError("--loss-lr must be positive and --loss-weight-decay non-negative")
         if self.mdr < 0:
             raise ConfigError("--mdr (λ) must be non-negative")
+        if self.reducer not in REDUCERS:
+            raise ConfigError(f"--reducer must be one of {', '.join(REDUCERS)}")
+        if self.miner not in MINERS:
+            raise ConfigError(f"--miner must be one of {', '.join(MINERS)}")
         if self.target_scaling not in ("standardize", "none"):
             raise ConfigError("--target-scaling must be 'standardize' or 'none'")
         if self.gemini_data not in ("train", "all"):

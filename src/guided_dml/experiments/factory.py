@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_metric_learning.reducers import MeanReducer
 from torch import nn
 
 from ..errors import ConfigError
@@ -88,10 +89,13 @@ def build_loss(cfg: RunConfig) -> tuple[nn.Module, Any]:
     kwargs: dict[str, Any] = {}
     if cfg.margin is not None:
         kwargs["margin"] = cfg.margin
+    if cfg.reducer == "mean":
+        kwargs["reducer"] = MeanReducer()
     loss = build_metric_loss(cfg.method, normalize_embeddings=cfg.normalize_embeddings, **kwargs)
     miner = build_miner(cfg.miner, normalize_embeddings=cfg.normalize_embeddings)
     if cfg.mdr > 0:
-        loss = WithMDR(loss, cfg.mdr, normalize_by_mean_distance=True)
+        # The miner goes inside: it must pick pairs on the rescaled embedding the loss sees.
+        return WithMDR(loss, cfg.mdr, normalize_by_mean_distance=True, miner=miner), None
     return loss, miner
 
 

@@ -53,6 +53,8 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--loss-weight-decay", float, "weight decay of --loss-optimizer adam (MDR default 1e-5)"),
     ("--miner", str,
      "miner for the baselines: none | multisim | triplet | semihard | distance-weighted (MDR's)"),
+    ("--triplet-sampling", str,
+     "triplet: batch (all in-batch triplets) | class-pairs (the G-DML authors' network)"),
     ("--reducer", str, "how a baseline loss averages: default (PML's) | mean (MDR's triplet)"),
     ("--gemini-epochs", int, "GEMINI teacher epochs"),
     ("--gemini-lr", float, "GEMINI learning rate"),

@@ -23,6 +23,7 @@ METHODS = ("gdml", "siamese", "triplet", "margin", "multisim")
 SELECT_ON = ("map@r", "r_precision", "precision@1", "recall@1", "loss", "last")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("none", "bf16", "fp16")
+TRIPLET_SAMPLING = ("batch", "class-pairs")
 # Settings that decide where and how fast a run computes, not what it computes (floating-point
 # summation order aside, as with `threads`): left out of the config hash, so a run started on
 # one machine can be resumed on another.
@@ -33,6 +34,7 @@ HASHED_IF_SET: dict[str, Any] = {
     "amp": "none", "skip_bad": False, "nesterov": False, "clip_norm": None,
     "schedule": "plateau", "warmup_epochs": 0.0, "plateau_on": "criterion", "gemini_data": "train",
     "loss_optimizer": "shared", "loss_lr": None, "loss_weight_decay": 0.0, "reducer": "default",
+    "triplet_sampling": "batch",
 }
 # A preset kept under a new name hashes under its old one, so that the committed runs it made
 # keep their hashes (`cpu-v1` is the `cpu` preset of docs/results/history/cpu-v1).
@@ -100,6 +102,10 @@ class RunConfig:
     # "default": PML's reduction of the loss (triplet: mean over the non-zero triplets);
     # "mean": a plain mean over every pair or triplet, zeros included (the MDR authors' triplet).
     reducer: str = "default"
+    # Triplet: "batch" (every triplet of a random image batch, PML) or "class-pairs" (the G-DML
+    # authors' Triplet-Network: B triplets per ordered class pair drawn once, three forwards,
+    # plain mean of the hinge on raw outputs; training/class_pair_triplets.py).
+    triplet_sampling: str = "batch"
 
     # GEMINI teacher (Algorithm 1).
     gemini_epochs: int = 15
@@ -167,6 +173,12 @@ class RunConfig:
             raise ConfigError("--loss-lr must be positive and --loss-weight-decay non-negative")
         if self.mdr < 0:
             raise ConfigError("--mdr (λ) must be non-negative")
+        if self.triplet_sampling not in TRIPLET_SAMPLING:
+            raise ConfigError(f"--triplet-sampling must be one of {', '.join(TRIPLET_SAMPLING)}")
+        if self.triplet_sampling == "class-pairs" and (
+                self.method != "triplet" or self.mdr > 0 or self.nproc > 1 or self.miner != "none"):
+            raise ConfigError("--triplet-sampling class-pairs is the authors' triplet baseline: "
+                              "--method triplet only, without --mdr, --miner or --nproc")
         if self.reducer not in REDUCERS:
             raise ConfigError(f"--reducer must be one of {', '.join(REDUCERS)}")
         if self.miner not in MINERS:
@@ -269,7 +281,10 @@ def _paper(dataset: str, method: str) -> dict[str, Any]:
         # Their triplet script's own schedule: x0.2, patience 2 (Fashion-MNIST: 3).
         p.update({"plateau_factor": 0.2, "plateau_patience": 3 if ds == "fashion-mnist" else 2})
         if method == "triplet":
-            p.update({"margin": 10.0 if ds == "mnist" else 3.0, "normalize_embeddings": False})
+            # Their fixed class-pair triplets: B = 512 per ordered pair (CIFAR-10: 412).
+            p.update({"margin": 10.0 if ds == "mnist" else 3.0, "normalize_embeddings": False,
+                      "triplet_sampling": "class-pairs",
+                      "batch_size": 412 if ds == "cifar10" else 512})
             if ds == "mnist":
                 p["lr"] = 0.5
     return p

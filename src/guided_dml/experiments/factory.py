@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..losses import DistillationLoss, GeminiLoss, WithMDR, build_metric_loss, build_miner
+from ..losses.triplet import PlainTripletLoss
 from ..models import Gemini, build_backbone, load_pretrained
 from ..models.embedding import EmbeddingNet, StandardizedTeacher
 from ..training import OptimConfig
@@ -86,6 +87,8 @@ def build_loss(cfg: RunConfig) -> tuple[nn.Module, Any]:
             # Targets are fixed coordinates, so the embedding must keep its scale.
             loss = WithMDR(loss, cfg.mdr, normalize_by_mean_distance=False)
         return loss, miner
+    if cfg.triplet_sampling == "class-pairs":  # the authors' triplet network
+        return PlainTripletLoss(3.0 if cfg.margin is None else cfg.margin), None
     kwargs: dict[str, Any] = {}
     if cfg.margin is not None:
         kwargs["margin"] = cfg.margin

@@ -52,6 +52,7 @@ from ..training import (
 )
 from ..training import distributed as dist
 from ..training.checkpoint import load_torch, save_bytes, save_json, save_torch
+from ..training.class_pair_triplets import FixedTripletBatches, three_forward_step
 from ..training.gemini import teacher_targets
 from ..training.trainer import convergence
 from .config import RunConfig
@@ -371,6 +372,13 @@ def train_model(
                                     augment=random_crop_flip if cfg.augment else None, part=part)
         val_source = ArrayBatches(data.val.images, val_t, 512, shuffle=False, drop_last=False,
                                   part=part)
+    elif cfg.triplet_sampling == "class-pairs":
+        # The authors' triplet network: triplets drawn once per split (the validation ones
+        # score the validation loss the same way).
+        train_source = FixedTripletBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                           seed=cfg.seed)
+        val_source = FixedTripletBatches(data.val.images, data.val.labels, cfg.batch_size,
+                                         seed=cfg.seed + 1, shuffle=False)
     else:
         train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
                                     augment=random_crop_flip if cfg.augment else None, part=part)
@@ -390,6 +398,10 @@ def train_model(
 
     def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, target = batch
+        if cfg.triplet_sampling == "class-pairs":
+            x = x.contiguous(memory_format=layout) if x.dim() == 4 else x
+            return three_forward_step(net, loss_fn, (x, target),
+                                      lambda: accelerator.autocast(dev, amp))
         with accelerator.autocast(dev, amp):
             emb = net(x.contiguous(memory_format=layout) if x.dim() == 4 else x)
         # Losses in float32 on the whole global batch (a no-op for one float32 process).

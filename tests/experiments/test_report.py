@@ -61,7 +61,8 @@ def make_run(out: Path, dataset: str, method: str, seed: int, *, n_per_class: in
         lines += [{"phase": "teacher", "epoch": e, "train_loss": 3.0 / e, "val_loss": 3.2 / e,
                    "lr": 0.01, "seconds": 1.0} for e in range(1, 4)]
     lines += [{"phase": "student", "epoch": e, "train_loss": 1.0 / e + rng.random() * 0.05,
-               "val_loss": 1.1 / e + rng.random() * 0.05, "lr": 0.1, "seconds": 2.0}
+               "val_loss": 1.1 / e + rng.random() * 0.05, "val_score": level - 0.1 / e,
+               "lr": 0.1, "seconds": 2.0}
               for e in range(1, 5)]
     (run / "history.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     if shift:
@@ -157,7 +158,8 @@ def test_every_file_is_written(report: tuple[Path, dict[str, Path]]) -> None:
     expected = {"runs_csv", "summary_csv", "summary_md", "summary_tex", "report_html",
                 "recall_at_1_png", "shift_csv", "shift_runs_csv", "paired_csv"}
     for ds in ("mnist", "toyset"):
-        expected |= {f"embeddings_{ds}_png", f"curves_{ds}_png", f"shift_{ds}_png"}
+        expected |= {f"embeddings_{ds}_png", f"curves_{ds}_png", f"shift_{ds}_png",
+                     f"validation_{ds}_png"}
     assert set(paths) == expected
     assert all(p.parent == out and p.is_file() and p.stat().st_size > 0 for p in paths.values())
     assert not list(out.glob(".*.tmp")), "temporary files left behind"
@@ -254,7 +256,7 @@ def test_latex_is_booktabs_with_bold_best(report: tuple[Path, dict[str, Path]]) 
 def test_html_is_self_contained(report: tuple[Path, dict[str, Path]]) -> None:
     _, paths = report
     page = paths["report_html"].read_text()
-    assert page.count("data:image/png;base64,") == 7  # bars + 3 figures per data set
+    assert page.count("data:image/png;base64,") == 9  # bars + 4 figures per data set
     assert not re.search(r'(src|href)="(?!data:)', page), "external resource in the page"
     assert "<table>" in page and "G-DML (paper)" in page and "under covariate shift" in page
 

@@ -14,6 +14,7 @@ into ``OUT``:
 ``summary.tex``             the same tables as booktabs ``tabular``\\ s
 ``embeddings_<ds>.png``     the 2-D test maps of every method (first seed): Figures 3–5
 ``curves_<ds>.png``         validation loss per epoch per method (+ GEMINI's for G-DML)
+``validation_<ds>.png``     validation MAP@R (the selection criterion) per epoch, all methods
 ``recall_at_1.png``         Recall@1 with CI error bars, grouped by data set, paper marked
 ``shift_<ds>.png``          Recall@1 against corruption severity per method (if shift data)
 ``shift.csv``               Recall@1 per corruption × severity × method (if shift data)
@@ -1044,6 +1045,44 @@ def plot_curves(runs: Sequence[dict[str, Any]], dataset: str) -> bytes | None:
     return _png(fig)
 
 
+def plot_validation(runs: Sequence[dict[str, Any]], dataset: str) -> bytes | None:
+    """The selection criterion per epoch (validation MAP@R, or whatever ``val_score`` the runs
+    recorded), every method on one axis: each seed thin, the mean bold. This is where a reader
+    sees whether a method had converged when its epochs ran out (issue 13's fairness check)."""
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for r in runs:
+        if r["dataset"] != dataset:
+            continue
+        hist = [h for h in _load_history(Path(r["run_dir"])) if h.get("phase", "student") == "student"
+                and h.get("val_score") is not None]
+        if hist:
+            curves[r["method"]].append((np.array([h["epoch"] for h in hist], float),
+                                        np.array([_float(h["val_score"]) for h in hist])))
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    for m in sorted(curves, key=method_key):
+        color, dashed = method_color(m), m.endswith("+mdr")
+        for e, v in curves[m]:
+            ax.plot(e, v, "--" if dashed else "-", color=color, lw=0.7, alpha=0.3)
+        e_all = np.unique(np.concatenate([e for e, _ in curves[m]]))
+        mean = np.array([np.nanmean([v[e == x][0] for e, v in curves[m] if (e == x).any()])
+                         for x in e_all])
+        ax.plot(e_all, mean, "--" if dashed else "-", color=color, lw=2.0, marker="o",
+                markersize=3.5, label=f"{method_name(m)} ({len(curves[m])})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation MAP@R")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(frameon=False, fontsize=9, title="method (seeds)", title_fontsize=9,
+              loc="lower right")
+    ax.set_title(f"{dataset_name(dataset)}: the selection criterion per epoch", fontsize=12)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _float(v: Any) -> float:
     try:
         return float(v)
@@ -1241,6 +1280,7 @@ def render_html(out_dir: Path, runs: Sequence[dict[str, Any]], summary: Sequence
                   _html_table(head, body, bold,
                               ["" if r["kind"] == "ours" else r["kind"] for r in rows]),
                   _img(figures.get(f"embeddings_{ds}.png"), f"{name} embeddings"),
+                  _img(figures.get(f"validation_{ds}.png"), f"{name} validation curves"),
                   _img(figures.get(f"curves_{ds}.png"), f"{name} training curves")]
         tables = _shift_tables(srows, summary, ds)
         if tables:
@@ -1392,6 +1432,7 @@ def write_report(out_dir: str | Path, confidence: float = 0.95,
     for ds in _datasets(summary):
         for name, png in ((f"embeddings_{ds}.png", plot_embedding_grid(runs, ds)),
                           (f"curves_{ds}.png", plot_curves(runs, ds)),
+                          (f"validation_{ds}.png", plot_validation(runs, ds)),
                           (f"shift_{ds}.png", plot_shift(shift_summary, summary, ds))):
             if png is not None:
                 figures[name] = png

@@ -45,6 +45,9 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--select-on", str,
      "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss | last"),
     ("--train-subset", int, "use at most this many training samples (stratified)"),
+    ("--split", str, "closed (the paper's: test images of the training classes) | classes "
+                     "(class-disjoint: train on half the classes, test on the others)"),
+    ("--train-classes", str, "with --split classes: the seen classes, e.g. 0-4 or 0,2,5"),
     ("--imbalance", float, "long-tailed training set with this max/min class ratio"),
     ("--early-stop-patience", int, "stop after this many epochs without improvement"),
     ("--margin", float, "margin of the baseline loss"),

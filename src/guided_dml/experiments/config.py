@@ -24,6 +24,7 @@ SELECT_ON = ("map@r", "r_precision", "precision@1", "recall@1", "loss", "last")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("none", "bf16", "fp16")
 TRIPLET_SAMPLING = ("batch", "class-pairs")
+SPLITS = ("closed", "classes")
 # Settings that decide where and how fast a run computes, not what it computes (floating-point
 # summation order aside, as with `threads`): left out of the config hash, so a run started on
 # one machine can be resumed on another.
@@ -34,7 +35,7 @@ HASHED_IF_SET: dict[str, Any] = {
     "amp": "none", "skip_bad": False, "nesterov": False, "clip_norm": None,
     "schedule": "plateau", "warmup_epochs": 0.0, "plateau_on": "criterion", "gemini_data": "train",
     "loss_optimizer": "shared", "loss_lr": None, "loss_weight_decay": 0.0, "reducer": "default",
-    "triplet_sampling": "batch",
+    "triplet_sampling": "batch", "split": "closed", "train_classes": None,
 }
 # A preset kept under a new name hashes under its old one, so that the committed runs it made
 # keep their hashes (`cpu-v1` is the `cpu` preset of docs/results/history/cpu-v1).
@@ -88,6 +89,11 @@ class RunConfig:
     # the last epoch, as the authors' code does; the validation MAP@R is still recorded).
     select_on: str = "map@r"
     train_subset: int | None = None  # keep at most this many training samples (stratified)
+    # "closed": the paper's protocol (test queries of the training classes against the training
+    # set); "classes": the field's class-disjoint one (train on the first half of the classes,
+    # or --train-classes; the test images of the others are queries and reference, leave-one-out).
+    split: str = "closed"
+    train_classes: str | None = None  # "0-4", "0,2,5": the seen classes under split "classes"
     imbalance: float | None = None  # sub-population shift: long-tailed training set, n_max/n_min
 
     # Baseline losses (pytorch-metric-learning). None: PML's default for that loss.
@@ -173,6 +179,10 @@ class RunConfig:
             raise ConfigError("--loss-lr must be positive and --loss-weight-decay non-negative")
         if self.mdr < 0:
             raise ConfigError("--mdr (λ) must be non-negative")
+        if self.split not in SPLITS:
+            raise ConfigError(f"--split must be one of {', '.join(SPLITS)}")
+        if self.train_classes is not None and self.split != "classes":
+            raise ConfigError("--train-classes needs --split classes")
         if self.triplet_sampling not in TRIPLET_SAMPLING:
             raise ConfigError(f"--triplet-sampling must be one of {', '.join(TRIPLET_SAMPLING)}")
         if self.triplet_sampling == "class-pairs" and (
@@ -212,7 +222,13 @@ class RunConfig:
             name = Path(name.rstrip("/")).name
             for ext in (".tar.gz", ".tgz", ".tar"):
                 name = name.removesuffix(ext)
-        return f"{name}-imb{self.imbalance:g}" if self.imbalance else name
+        if self.imbalance:
+            name = f"{name}-imb{self.imbalance:g}"
+        if self.split == "classes":
+            # The protocol is part of the name every table and run folder shows.
+            seen = (self.train_classes or "").replace(" ", "").replace(",", "_")
+            name = f"{name}-unseen" + (f"-{seen}" if seen else "")
+        return name
 
     @property
     def method_label(self) -> str:

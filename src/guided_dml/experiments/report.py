@@ -149,6 +149,7 @@ REFERENCE_NAMES = {"raw-1nn": "1-NN on raw pixels", "umap-2d": "Supervised UMAP 
 
 _SEED_DIR = re.compile(r"^seed-(\d+)$")
 _IMBALANCED = re.compile(r"^(.+)-imb(\d+(?:\.\d+)?)$")
+_UNSEEN = re.compile(r"^(.+)-unseen(?:-([\d_-]+))?$")
 
 
 # ---------------------------------------------------------------------------- names and order
@@ -168,12 +169,25 @@ def split_imbalance(dataset: str) -> tuple[str, float | None]:
     return (m.group(1), float(m.group(2))) if m else (dataset, None)
 
 
+def split_unseen(dataset: str) -> tuple[str, str | None]:
+    """``fashion-mnist-unseen`` → ``("fashion-mnist", "")``, ``cifar10-unseen-0_2`` →
+    ``("cifar10", "0,2")``; ``(dataset, None)`` for the closed-set protocol."""
+    m = _UNSEEN.match(dataset)
+    return (m.group(1), (m.group(2) or "").replace("_", ",")) if m else (dataset, None)
+
+
 def dataset_name(dataset: str) -> str:
     """Display name of a data set (``fashion-mnist`` → ``Fashion-MNIST``,
-    ``mnist-imb10`` → ``MNIST, long-tailed ×10``)."""
+    ``mnist-imb10`` → ``MNIST, long-tailed ×10``, ``mnist-unseen`` → ``MNIST, unseen classes
+    (class-disjoint)``)."""
+    dataset, seen = split_unseen(dataset)
     base, ratio = split_imbalance(dataset)
     name = DATASET_NAMES.get(base, base)
-    return f"{name}, long-tailed ×{ratio:g}" if ratio is not None else name
+    name = f"{name}, long-tailed ×{ratio:g}" if ratio is not None else name
+    if seen is not None:
+        name += (f", unseen classes (trained on classes {seen})" if seen
+                 else ", unseen classes (class-disjoint: trained on the first half)")
+    return name
 
 
 def method_key(label: str) -> tuple[int, int, str]:
@@ -186,9 +200,11 @@ def method_key(label: str) -> tuple[int, int, str]:
 def dataset_key(dataset: str) -> tuple[int, str, float]:
     """Sort key: the paper's data sets in its order, then the others alphabetically; a
     long-tailed variant right after its balanced data set, by increasing imbalance."""
-    base, ratio = split_imbalance(dataset)
+    closed, seen = split_unseen(dataset)
+    base, ratio = split_imbalance(closed)
     rank = DATASET_ORDER.index(base) if base in DATASET_ORDER else len(DATASET_ORDER)
-    return (rank, base, ratio or 0.0)
+    # The class-disjoint variant sorts after every closed-set table of its data set.
+    return (rank, base, (ratio or 0.0) + (1e9 if seen is not None else 0.0))
 
 
 def method_color(label: str) -> str:

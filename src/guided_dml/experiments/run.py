@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data import ArrayDataset, load_dataset, stratified_split
 from ..data.registry import is_builtin
 from ..data.shifts import imbalanced_subset
+from ..data.splits import class_disjoint_classes
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
 from ..models.embedding import EmbeddingNet, channel_stats
@@ -94,6 +95,11 @@ def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) 
         opts = {"on_error": "skip"} if cfg.skip_bad and not is_builtin(cfg.dataset) else {}
         splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **opts)
     train_full, test = splits["train"], splits["test"]
+    if cfg.split == "classes":
+        # The class-disjoint protocol: the seen classes' training images train and validate;
+        # the unseen classes' test images are queries and reference (leave-one-out).
+        seen, unseen = class_disjoint_classes(train_full.num_classes, cfg.train_classes)
+        train_full, test = train_full.with_classes(seen), test.with_classes(unseen)
     check_classes(train_full)
     if cfg.imbalance:
         # Sub-population shift: a long-tailed training set, the balanced test set untouched.
@@ -266,7 +272,10 @@ def _evaluate_run(
     test_emb = embed(model, data.test.images)
     if not torch.isfinite(test_emb).all() or not torch.isfinite(ref_emb).all():
         raise DataError(f"{name}: the trained model gives non-finite embeddings; try a lower --lr")
-    metrics = evaluate(test_emb, data.test.labels, ref_emb, data.reference.labels)
+    if cfg.split == "classes":  # unseen classes: each test image against the other ones
+        metrics = evaluate(test_emb, data.test.labels)
+    else:
+        metrics = evaluate(test_emb, data.test.labels, ref_emb, data.reference.labels)
     eval_seconds = time.perf_counter() - t_eval
 
     save_model(run_dir / "model.pt", model, cfg, input_shape, data.reference.classes,

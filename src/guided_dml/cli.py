@@ -333,7 +333,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.references:
         from .experiments.references import run_references
 
-        path = run_references(list(args.datasets), args.out, data_dir=args.data_dir)
+        path = run_references(list(args.datasets), args.out, data_dir=args.data_dir,
+                              split=args.split or "closed", train_classes=args.train_classes)
         print(f"references: {path}", file=sys.stderr)
     res = run_benchmark(spec)
     print(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "

@@ -33,7 +33,13 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--weight-decay", float, "SGD weight decay"),
     ("--clip-value", float, "clip gradients by value (authors: 0.1)"),
     ("--clip-norm", float, "clip the global gradient norm"),
-    ("--schedule", str, "learning-rate schedule: plateau | cosine (per step)"),
+    ("--optimizer", str, "sgd | adam (MDR's recipe)"),
+    ("--schedule", str, "learning-rate schedule: plateau | cosine (per step) | step"),
+    ("--step-milestones", lambda v: tuple(int(x) for x in v.split(",") if x.strip()),
+     "schedule step: epochs where the lr is multiplied by --step-gamma, e.g. 40,60,80"),
+    ("--step-gamma", float, "schedule step: factor at each milestone (MDR: 0.2)"),
+    ("--batch-sampler", str, "random | pk (batch-size/K classes x K samples; MDR's recipe)"),
+    ("--samples-per-class", int, "batch sampler pk: K (MDR: 4)"),
     ("--warmup-epochs", float, "cosine schedule: epochs of linear warm-up"),
     ("--plateau-factor", float, "plateau schedule: factor of each decrease"),
     ("--plateau-patience", int, "plateau schedule: epochs without improvement before it"),
@@ -92,6 +98,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="L2-normalise embeddings inside the baseline losses (true/false)")
     p.add_argument("--gemini-redraw", type=_bool_flag, help="redraw triplets every epoch")
     p.add_argument("--nesterov", type=_bool_flag, help="Nesterov momentum (true/false)")
+    p.add_argument("--freeze-bn", type=_bool_flag,
+                   help="BatchNorm statistics frozen while training (true/false; MDR's recipe)")
     p.add_argument("--skip-bad", action="store_true", default=None,
                    help=f"image folders: {_SKIP_BAD_HELP} instead of stopping")
     p.add_argument("--channels-last", type=_bool_flag,
@@ -101,7 +109,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
     names = [f[0].lstrip("-").replace("-", "_") for f in _HYPER_FLAGS]
     names += ["data_dir", "preset", "augment", "normalize_embeddings", "gemini_redraw",
-              "channels_last", "skip_bad", "nesterov"]
+              "channels_last", "skip_bad", "nesterov", "freeze_bn"]
     return {n: getattr(args, n) for n in names if n not in skip}
 
 

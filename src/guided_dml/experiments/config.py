@@ -17,7 +17,7 @@ import tomllib
 
 from ..errors import ConfigError
 from ..losses.baselines import MINERS, REDUCERS
-from ..training.trainer import LOSS_OPTIMIZERS, PLATEAU_ON, SCHEDULES
+from ..training.trainer import LOSS_OPTIMIZERS, OPTIMIZERS, PLATEAU_ON, SCHEDULES
 
 METHODS = ("gdml", "siamese", "triplet", "margin", "multisim")
 SELECT_ON = ("map@r", "r_precision", "precision@1", "recall@1", "loss", "last")
@@ -36,6 +36,8 @@ HASHED_IF_SET: dict[str, Any] = {
     "schedule": "plateau", "warmup_epochs": 0.0, "plateau_on": "criterion", "gemini_data": "train",
     "loss_optimizer": "shared", "loss_lr": None, "loss_weight_decay": 0.0, "reducer": "default",
     "triplet_sampling": "batch", "split": "closed", "train_classes": None,
+    "optimizer": "sgd", "step_milestones": (), "step_gamma": 0.1, "freeze_bn": False,
+    "batch_sampler": "random", "samples_per_class": 4,
 }
 # A preset kept under a new name hashes under its old one, so that the committed runs it made
 # keep their hashes (`cpu-v1` is the `cpu` preset of docs/results/history/cpu-v1).
@@ -77,7 +79,14 @@ class RunConfig:
     weight_decay: float = 1e-4
     clip_value: float | None = 0.1  # by value (the authors'); binds on G-DML's head only
     clip_norm: float | None = None  # by global norm
+    optimizer: str = "sgd"  # or "adam" (MDR's recipe)
     schedule: str = "plateau"  # or "cosine" (per step, after `warmup_epochs` of linear warm-up)
+    step_milestones: tuple[int, ...] = ()  # schedule "step": epochs where lr *= step_gamma
+    step_gamma: float = 0.1
+    freeze_bn: bool = False  # BatchNorm statistics frozen while training (MDR's recipe)
+    # "random": shuffled batches; "pk": batch_size // K classes x K samples (MDR's recipe).
+    batch_sampler: str = "random"
+    samples_per_class: int = 4
     warmup_epochs: float = 0.0
     plateau_factor: float | None = 0.5
     plateau_patience: int = 1
@@ -179,6 +188,21 @@ class RunConfig:
             raise ConfigError("--loss-lr must be positive and --loss-weight-decay non-negative")
         if self.mdr < 0:
             raise ConfigError("--mdr (λ) must be non-negative")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.batch_sampler not in ("random", "pk"):
+            raise ConfigError("--batch-sampler must be 'random' or 'pk'")
+        if self.batch_sampler == "pk" and (self.method == "gdml" or self.nproc > 1
+                                           or self.triplet_sampling != "batch"):
+            raise ConfigError("--batch-sampler pk is for the metric-learning baselines on one "
+                              "process (G-DML's student regresses targets, not pairs)")
+        if not 1 <= self.samples_per_class <= self.batch_size:
+            raise ConfigError("--samples-per-class must lie between 1 and --batch-size")
+        self.step_milestones = tuple(int(m) for m in self.step_milestones)
+        if self.schedule == "step" and (not self.step_milestones or not 0 < self.step_gamma < 1
+                                        or any(m < 1 for m in self.step_milestones)):
+            raise ConfigError("--schedule step needs --step-milestones (epochs >= 1, e.g. "
+                              "40,60,80) and 0 < --step-gamma < 1")
         if self.split not in SPLITS:
             raise ConfigError(f"--split must be one of {', '.join(SPLITS)}")
         if self.train_classes is not None and self.split != "classes":
@@ -401,6 +425,47 @@ def _cpu(dataset: str, method: str) -> dict[str, Any]:
     return p
 
 
+def _mdr(dataset: str, method: str) -> dict[str, Any]:
+    """MDR's recipe (Kim & Park, AAAI 2021, Sec. 4.1; the authors' ``run.py`` and README) under
+    the class-disjoint protocol: 512-D embeddings without L2 normalisation, P x K batches
+    (K = 4; SOP and In-Shop: B = 256, K = 3), one Adam (lr 5e-5; SOP / In-Shop 1e-4, weight decay
+    1e-5) with the lr x0.2 at epochs 40, 60 and 80 of 100, no clipping, frozen BatchNorm, and for
+    triplet their loss: distance-weighted negatives, margin 0.2, a plain mean. λ is not set:
+    ``--mdr 0.6`` (CUB-200), 0.2 (Cars-196), 0.1 (SOP, In-Shop) gives Triplet + MDR. Their
+    backbone is an ImageNet-pretrained BN-Inception or ResNet: pass ``--pretrained FILE`` (nothing
+    is downloaded). Not yet here: their resize / random-resized-crop / flip of 224-px photos."""
+    ds = _dataset_key(dataset)
+    large = ds in ("sop", "inshop", "in-shop")
+    p: dict[str, Any] = {
+        "backbone": "resnet18",
+        "stem": "imagenet",
+        "embedding_dim": 512,
+        "split": "classes",
+        "epochs": 100,
+        "batch_size": 256 if large else 128,
+        "batch_sampler": "random" if method == "gdml" else "pk",
+        "samples_per_class": 3 if large else 4,
+        "optimizer": "adam",
+        "lr": 1e-4 if large else 5e-5,
+        "weight_decay": 1e-5,
+        "momentum": 0.0,
+        "schedule": "step",
+        "step_milestones": (40, 60, 80),
+        "step_gamma": 0.2,
+        "clip_value": None,
+        "freeze_bn": True,
+        "normalize_embeddings": False,
+        # Their one Adam holds the levels too (same lr, same weight decay).
+        "loss_optimizer": "adam",
+        "loss_lr": 1e-4 if large else 5e-5,
+        "loss_weight_decay": 1e-5,
+        "select_on": "recall@1",
+    }
+    if method == "triplet":
+        p.update({"margin": 0.2, "miner": "distance-weighted", "reducer": "mean"})
+    return p
+
+
 def _smoke(dataset: str, method: str) -> dict[str, Any]:
     """Seconds, for tests: a small CNN, 2 epochs on at most 300 samples."""
     return {
@@ -414,7 +479,7 @@ def _smoke(dataset: str, method: str) -> dict[str, Any]:
     }
 
 
-PRESETS = {"paper": _paper, "cpu": _cpu, "cpu-v1": _cpu_v1, "smoke": _smoke}
+PRESETS = {"paper": _paper, "cpu": _cpu, "cpu-v1": _cpu_v1, "mdr": _mdr, "smoke": _smoke}
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -449,10 +514,12 @@ def resolve_config(
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     values = cfg.to_dict()
-    values.update(PRESETS[preset](head.get("dataset", cfg.dataset), head.get("method", cfg.method)))
+    from_preset = PRESETS[preset](head.get("dataset", cfg.dataset), head.get("method", cfg.method))
+    values.update(from_preset)
     values.update(from_file)
     values.update(overrides)
     if isinstance(values.get("mdr"), (int, float)) and values["mdr"] > 0:
-        given = set(from_file) | set(overrides)
+        # What a preset, a file or a flag sets explicitly wins over the default wiring.
+        given = set(from_preset) | set(from_file) | set(overrides)
         values.update({k: v for k, v in MDR_WIRING.items() if k not in given})
     return RunConfig(**values).validate()

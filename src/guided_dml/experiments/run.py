@@ -52,6 +52,7 @@ from ..training import (
     random_crop_flip,
 )
 from ..training import distributed as dist
+from ..training.batches import ClassBalancedBatches
 from ..training.checkpoint import load_torch, save_bytes, save_json, save_torch
 from ..training.class_pair_triplets import FixedTripletBatches, three_forward_step
 from ..training.gemini import teacher_targets
@@ -389,8 +390,14 @@ def train_model(
         val_source = FixedTripletBatches(data.val.images, data.val.labels, cfg.batch_size,
                                          seed=cfg.seed + 1, shuffle=False)
     else:
-        train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
-                                    augment=random_crop_flip if cfg.augment else None, part=part)
+        if cfg.batch_sampler == "pk":
+            train_source = ClassBalancedBatches(
+                data.train.images, data.train.labels, cfg.batch_size, k=cfg.samples_per_class,
+                augment=random_crop_flip if cfg.augment else None)
+        else:
+            train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                        augment=random_crop_flip if cfg.augment else None,
+                                        part=part)
         # Validation batches as large as training ones: pair losses depend on batch size.
         val_source = ArrayBatches(data.val.images, data.val.labels, cfg.batch_size,
                                   shuffle=True, drop_last=len(data.val) >= cfg.batch_size,

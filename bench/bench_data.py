@@ -34,10 +34,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
+from guided_dml.atomic import write_atomic, write_bytes
 from guided_dml.data import load_dataset
 from guided_dml.data.cifar import read_cifar10_folder
 from guided_dml.data.image_folder import load_image_folder
@@ -92,10 +94,10 @@ def _write_cifar_pickles(folder: Path, images: np.ndarray, labels: np.ndarray, c
     batches = {f"data_batch_{i + 1}": idx for i, idx in enumerate(parts)}
     batches["test_batch"] = np.arange(len(images) - n_test, len(images))
     for name, idx in batches.items():
-        with open(folder / name, "wb") as f:
-            pickle.dump({b"data": flat[idx], b"labels": labels[idx].tolist()}, f, protocol=2)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [c.encode() for c in classes]}, f, protocol=2)
+        batch = {b"data": flat[idx], b"labels": labels[idx].tolist()}
+        write_bytes(folder / name, pickle.dumps(batch, protocol=2))
+    meta = {b"label_names": [c.encode() for c in classes]}
+    write_bytes(folder / "batches.meta", pickle.dumps(meta, protocol=2))
 
 
 def bench_cifar_pickles(images: np.ndarray, labels: np.ndarray, classes: list[str], tmp: Path) -> Measure:
@@ -119,14 +121,16 @@ def bench_cifar_pickles(images: np.ndarray, labels: np.ndarray, classes: list[st
 
 def _subset_archive(source: Path, n_images: int, dest: Path) -> Path:
     """A tar.gz of the first ``n_images`` train/test JPEGs of ``source`` (same layout)."""
-    with tarfile.open(source) as src, tarfile.open(dest, "w:gz") as out:
-        members = [m for m in src.getmembers() if m.isfile() and m.name.endswith(".jpg")]
-        rng = np.random.default_rng(0)
-        keep = sorted(rng.choice(len(members), size=min(n_images, len(members)), replace=False))
-        for i in keep:
-            m = members[i]
-            out.addfile(m, src.extractfile(m))
-    return dest
+    def write(f: BinaryIO) -> None:
+        with tarfile.open(source) as src, tarfile.open(fileobj=f, mode="w:gz") as out:
+            members = [m for m in src.getmembers() if m.isfile() and m.name.endswith(".jpg")]
+            rng = np.random.default_rng(0)
+            keep = sorted(rng.choice(len(members), size=min(n_images, len(members)), replace=False))
+            for i in keep:
+                m = members[i]
+                out.addfile(m, src.extractfile(m))
+
+    return write_atomic(dest, write)
 
 
 def bench_jpeg(archive: Path, tmp: Path) -> tuple[Measure, Measure, tuple[np.ndarray, np.ndarray, list[str]]]:

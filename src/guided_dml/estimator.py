@@ -18,13 +18,14 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .atomic import write_torch
 from .data import ArrayDataset
 from .data.arrays import as_model_input, check_input_shape, encode_labels
 from .errors import ConfigError, TrainingError
 from .experiments.config import RunConfig, resolve_config
 from .experiments.factory import load_model, model_blob
 from .experiments.run import prepare_data, train_model, val_scorable
-from .outputs import check_output, write_file
+from .outputs import check_output
 from .training import embed
 from .training.accelerator import resolve_device
 
@@ -264,7 +265,7 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         }
         blob = model_blob(self.model_, RunConfig(**self.config_), self.input_shape_,
                           [str(c) for c in self.classes_], reference=reference, extra=extra)
-        write_file(target, lambda f: torch.save(blob, f))
+        write_torch(target, blob)  # serialised in memory first: a full disk gives one line
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GuidedEmbedder:

@@ -8,9 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from guided_dml import GuidedEmbedder
+from guided_dml import GuidedEmbedder, atomic
 from guided_dml.errors import ConfigError, DataError, GdmlError, OutputError
-from guided_dml.training import checkpoint
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -157,7 +156,7 @@ def test_save_on_a_full_disk_leaves_nothing(fitted, tmp_path, monkeypatch):
     def full(fd: int) -> None:  # the data are written; flushing them to the disk fails
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     with pytest.raises(OutputError, match="no space left") as exc:
         est.save(tmp_path / "model.pt")
     _one_line(exc)

@@ -18,7 +18,6 @@ import os
 import re
 import sys
 import tarfile
-import tempfile
 import warnings
 import zipfile
 from collections import Counter
@@ -34,6 +33,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from guided_dml.atomic import write_atomic
 from guided_dml.data.base import ArrayDataset
 from guided_dml.data.paths import decoded_cache_dir
 from guided_dml.data.splits import stratified_split
@@ -377,22 +377,9 @@ def _write_cache(
         if paths is not None:
             arrays[f"paths__{split}"] = paths
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=file.name + ".", suffix=".tmp", dir=file.parent)
-    except OSError as exc:
-        warnings.warn(
-            f"cannot write decoded cache in {file.parent} ({exc}); the next load decodes again",
-            stacklevel=3,
-        )
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # uncompressed: loading is then a plain read
-        os.replace(tmp, file)
-    except OSError as exc:
-        warnings.warn(f"cannot write decoded cache {file} ({exc}); the next load decodes again", stacklevel=3)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        write_atomic(file, lambda f: np.savez(f, **arrays))  # uncompressed: loading is a plain read
+    except OSError as exc:  # a cache is a convenience: the data are there, only slower next time
+        warnings.warn(f"{exc}; the next load decodes the images again", stacklevel=3)
 
 
 # ----------------------------------------------------------------------------------------------

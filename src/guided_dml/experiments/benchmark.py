@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..atomic import write_text
 from ..errors import ConfigError, GdmlError
 from .config import METHODS, RunConfig, resolve_config
 
@@ -138,8 +139,7 @@ def _run_one(cfg_dict: dict[str, Any], run_dir: str, shift: bool,
         (Path(run_dir) / "error.txt").unlink(missing_ok=True)
         return {"ok": True, "run_dir": run_dir, "metrics": metrics}
     except (GdmlError, Exception) as e:  # one failed run must not stop the grid
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run_dir) / "error.txt").write_text(traceback.format_exc())
+        write_text(Path(run_dir) / "error.txt", traceback.format_exc())
         return {"ok": False, "run_dir": run_dir, "error": f"{type(e).__name__}: {e}"}
 
 

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..atomic import write_atomic
 from ..data import ArrayDataset, load_dataset, stratified_split
 from ..data.registry import is_builtin
 from ..data.shifts import imbalanced_subset
@@ -270,13 +271,12 @@ def _evaluate_run(
 
     save_model(run_dir / "model.pt", model, cfg, input_shape, data.reference.classes,
                reference=reference_set(cfg, data.reference, ref_emb))
-    np.savez_compressed(
-        run_dir / "embeddings.tmp.npz",
+    write_atomic(run_dir / "embeddings.npz", lambda f: np.savez_compressed(
+        f,
         test_embeddings=test_emb.numpy(),
         test_labels=data.test.labels.numpy(),
         classes=np.array(data.test.classes),
-    )
-    (run_dir / "embeddings.tmp.npz").replace(run_dir / "embeddings.npz")
+    ))
     plot_embedding(test_emb.numpy(), data.test.labels.numpy(), data.test.classes,
                    run_dir / "embedding.png", title=f"{cfg.method_label} — {cfg.dataset_label} (test)")
     plot_history([{"phase": p, **r} for p, h in phases.items() for r in h],

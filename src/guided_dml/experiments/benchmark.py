@@ -183,15 +183,15 @@ def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:
         return
     try:
         old = json.loads(cfg_file.read_text()).get("hash")
-    except ValueError:
+    except (ValueError, AttributeError):  # garbage, or JSON that is not an object
         old = "unreadable"
     if old != cfg.hash():
         stale = run_dir.with_name(f"{run_dir.name}.stale-{old}")
+        n = 1
+        while stale.exists():  # an older stale copy stays too: nothing is deleted here
+            n += 1
+            stale = run_dir.with_name(f"{run_dir.name}.stale-{old}-{n}")
         log.warning("settings changed for %s: moving the old run to %s", run_dir, stale.name)
-        if stale.exists():
-            import shutil
-
-            shutil.rmtree(stale)
         run_dir.rename(stale)
 
 

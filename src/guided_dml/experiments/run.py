@@ -9,6 +9,7 @@ Run folder layout::
     student.ckpt       the student's per-epoch checkpoint  (deleted when the run finishes)
     model.pt           the selected student, loadable without training data, with the training
                        set's embeddings, labels and file paths (what `gdml search` looks in)
+    .gdml-run.json     the manifest: what the folder may hold (the only files --overwrite removes)
     metrics.json       evaluate() on the test set, training set as reference; written last,
                        so its presence means the run is complete
     embeddings.npz     test embeddings, labels, class names
@@ -21,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,7 +52,7 @@ from ..training import (
     random_crop_flip,
 )
 from ..training import distributed as dist
-from ..training.checkpoint import load_torch, save_bytes, save_json, save_torch
+from ..training.checkpoint import load_run_file, save_bytes, save_json, save_torch
 from ..training.gemini import teacher_targets
 from ..training.trainer import convergence
 from .config import RunConfig
@@ -64,6 +64,14 @@ from .factory import (
     save_model,
     student_optim,
     teacher_optim,
+)
+from .run_folder import (
+    MANIFEST,
+    check_inputs_apart,
+    clear_run_folder,
+    is_run_folder,
+    remove_leftovers,
+    write_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -153,25 +161,34 @@ def _json_number(v: Any) -> Any:
 
 
 def _check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix runs: nothing in an existing folder is lost unless the user asks."""
+    """Refuse to mix runs: nothing in an existing folder is lost unless the user asks, and
+    ``overwrite`` removes only what the folder's manifest lists (:mod:`.run_folder`)."""
+    check_inputs_apart(cfg, run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file; give the path of a run folder")
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return
     if overwrite:
-        shutil.rmtree(run_dir)
+        left = clear_run_folder(run_dir)
+        if left:
+            shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+            log.warning("--overwrite kept what is not the run's own in %s: %s", run_dir, shown)
         return
+    if not is_run_folder(run_dir):
+        raise ConfigError(
+            f"{run_dir} exists and is not a guided-dml run folder; choose another --out"
+        )
+    remove_leftovers(run_dir)  # temporary files of a writer killed by SIGKILL
     cfg_file = run_dir / "config.json"
     if not cfg_file.is_file():
-        raise ConfigError(
-            f"{run_dir} exists and is not a guided-dml run folder; choose another --out "
-            "or pass --overwrite"
-        )
-    old_hash = json.loads(cfg_file.read_text()).get("hash")
+        return  # the manifest alone: a start that stopped before its config was written
+    old_hash = load_run_file(cfg_file).get("hash")
     if old_hash != cfg.hash():
         raise ConfigError(
             f"{run_dir} holds a run with other settings (config hash {old_hash}, now "
             f"{cfg.hash()}); choose another --out or pass --overwrite"
         )
-    if {p.name for p in run_dir.iterdir()} == {"config.json"}:
+    if {p.name for p in run_dir.iterdir()} <= {"config.json", MANIFEST}:
         return  # a start that failed before its first epoch (bad data): nothing to resume or lose
     if not resume and not (run_dir / COMPLETE_MARKER).exists():
         raise ConfigError(
@@ -208,8 +225,10 @@ def run_experiment(
     def open_run_dir() -> dict[str, Any] | None:
         _check_run_dir(run_dir, cfg, resume, overwrite)
         if done.exists():
-            return json.loads(done.read_text())
+            return load_run_file(done)
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / MANIFEST).exists():
+            write_manifest(run_dir)  # first: from now on the folder is recognisably ours
         save_json({**cfg.to_dict(), "hash": cfg.hash()}, run_dir / "config.json")
         return None
 
@@ -482,7 +501,10 @@ def _teacher_phase(
     """Train GEMINI (or reload its finished targets) and return ``(train targets, val targets)``."""
     targets_file = run_dir / "targets.pt" if run_dir is not None else None
     if resume and targets_file is not None and targets_file.exists():
-        saved = load_torch(targets_file)
+        saved = load_run_file(targets_file)
+        if not {"train", "val", "history"} <= set(saved):
+            raise DataError(f"run folder file {targets_file} is damaged (it lacks the teacher's "
+                            "targets); delete that file to recompute it, or pass --overwrite")
         phases["teacher"] = saved["history"]
         return saved["train"], saved["val"]
     torch.manual_seed(cfg.seed)

@@ -130,3 +130,70 @@ def test_damaged_run_files_get_one_line(finished, tmp_path, capsys, name, damage
     line = _one_error_line(capsys.readouterr().err)
     assert str(run / name) in line and "damaged" in line
     assert "delete that file" in line and "--overwrite" in line
+
+
+# ------------------------------------------------------------------ faults at every write
+def _check_complete(run: Path) -> None:
+    """Every file of the folder is whole (parses), and no temporary file is left."""
+    import torch
+
+    assert not [p.name for p in run.glob(".*.tmp")], "no temporary file may remain"
+    for p in run.iterdir():
+        if p.suffix == ".json":
+            json.loads(p.read_text())
+        elif p.suffix == ".jsonl":
+            [json.loads(line) for line in p.read_text().splitlines()]
+        elif p.suffix == ".png":
+            with Image.open(p) as img:
+                img.load()
+        elif p.suffix in (".pt", ".ckpt"):
+            torch.load(p, map_location="cpu", weights_only=False)
+        elif p.suffix == ".npz":
+            with np.load(p) as z:
+                [z[k] for k in z.files]
+
+
+@pytest.mark.parametrize("fault", ["disk-full", "ctrl-c"])
+def test_a_fault_at_every_write_of_a_run_leaves_whole_files(tmp_path, monkeypatch, capsys, fault):
+    """Each file of a G-DML run fails once at its first write (ENOSPC, or Ctrl-C while it is
+    written); after each failure every file is whole and none is temporary, and ``--resume``
+    goes on until the run completes."""
+    import errno
+    import os
+
+    from guided_dml import atomic
+
+    real_fsync, faulted = os.fsync, []
+
+    def fsync(fd: int) -> None:  # the data are in the temporary file; the disk fills now
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        target = name[1:].rsplit(".", 2)[0]  # ".NAME.XXXXXX.tmp" -> NAME
+        if target not in faulted:
+            faulted.append(target)
+            if fault == "ctrl-c":
+                raise KeyboardInterrupt
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "digits", *SMOKE, "--out", str(run), "--resume"]
+    for _ in range(20):
+        rc = main(args)
+        err = capsys.readouterr().err
+        if rc == 0:
+            break
+        if fault == "ctrl-c":
+            assert rc == 130 and "interrupted" in err
+        else:
+            line = _one_error_line(err)
+            assert rc == 2 and f"cannot write {run / faulted[-1]}: no space left" in line
+            assert "to write" in line and "free" in line
+        if run.exists():
+            _check_complete(run)
+    assert rc == 0
+    _check_complete(run)
+    expected = {MANIFEST, "config.json", "history.jsonl", "teacher.ckpt", "targets.pt",
+                "student.ckpt", "model.pt", "embeddings.npz", "embedding.png", "curves.png",
+                "metrics.json"}
+    assert set(faulted) == expected

@@ -143,7 +143,8 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def run_config(self, input_shape: tuple[int, ...]) -> RunConfig:
         """The resolved :class:`RunConfig` that ``fit`` uses for samples of ``input_shape``."""
         options = dict(self.options or {})
-        for reserved in ("method", "mdr", "embedding_dim", "seed", "preset", "dataset", "device"):
+        for reserved in ("method", "mdr", "embedding_dim", "seed", "preset", "dataset", "device",
+                         "progress", "backbone"):  # progress: `verbose`
             if reserved in options:
                 raise ConfigError(f"options[{reserved!r}]: set it with the estimator's own parameter")
         explicit = {
@@ -162,7 +163,11 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         overrides.update({k: v for k, v in explicit.items() if v is not None})
         overrides.update(method=self.method, mdr=self.mdr, seed=self.seed, preset=self.preset,
                          dataset=_DATASET, device=self.device, progress=bool(self.verbose))
-        return resolve_config(overrides)
+        # An error names what the user set: a parameter (`seed: expected ...`), or options[...].
+        params = {k for k, v in explicit.items() if v is not None and k != "backbone"}
+        params |= {"method", "mdr", "seed", "preset", "device"}
+        return resolve_config(overrides, name_of=lambda k: (
+            "n_components" if k == "embedding_dim" else k) if k in params else f"options[{k!r}]")
 
     # ------------------------------------------------------------------ scikit-learn API
     def fit(self, X: Any, y: Any) -> GuidedEmbedder:

@@ -115,8 +115,8 @@ def test_bad_model_format_and_full_disk(gdml, error, run_dir, tmp_path, monkeypa
     error(gdml("export", tmp_path / "none"), "no model at")
     (tmp_path / "junk.pt").write_bytes(b"\x80\x04junk")
     error(gdml("export", tmp_path / "junk.pt"), "not a readable guided-dml model")
-    with pytest.raises(SystemExit):  # argparse: an unknown --format is a usage error (status 2)
-        gdml("export", run_dir, "--format", "pickle")
+    # argparse: an unknown --format is a usage error, one line and status 2 like the others
+    error(gdml("export", run_dir, "--format", "pickle"), "--format: invalid choice: 'pickle'")
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -73,7 +73,7 @@ def test_string_labels_are_fine_and_column_vectors_too(images, fast):
     [
         ({"method": "nope"}, "unknown method 'nope'"),
         ({"preset": "fast"}, "unknown preset 'fast'"),
-        ({"n_components": 0}, "at least 1"),
+        ({"n_components": 0}, "n_components: expected an integer >= 1"),
         ({"backbone": "vgg"}, "unknown backbone 'vgg'"),
         ({"options": {"no_such": 1}}, "unknown setting"),
         ({"options": {"seed": 3}}, "estimator's own parameter"),

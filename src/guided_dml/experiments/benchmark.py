@@ -62,6 +62,10 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
     unknown = [m for m in spec.methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    from ..data.registry import check_dataset
+
+    for ds in spec.datasets:  # before any work: a typo must not cost the other data sets' runs
+        check_dataset(ds)
     seeds = seed_list(spec.seeds)
     threads = max(1, (os.cpu_count() or 1) // max(1, spec.workers))
     variants: list[tuple[str, float]] = [(m, 0.0) for m in spec.methods]
@@ -237,7 +241,17 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
             raise
         ex.shutdown(wait=True)
     bar.close()
-    report = _write_report(out, spec.include)
+    try:
+        report = _write_report(out, spec.include)
+    except GdmlError as e:
+        if not failures:
+            raise
+        # Nothing finished, so there is no report: the failures are the news, not its absence.
+        first = failures[0]
+        raise GdmlError(
+            f"{len(failures)} of {len(runs)} run(s) failed and none has finished; the first: "
+            f"{first['error']} (run {first['run_dir']}, traceback in error.txt there)"
+        ) from e
     return {
         "runs": len(runs),
         "skipped": done_before,

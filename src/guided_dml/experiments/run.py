@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import write_atomic
 from ..data import ArrayDataset, load_dataset, stratified_split
-from ..data.registry import is_builtin
+from ..data.registry import check_dataset, is_builtin
 from ..data.shifts import imbalanced_subset
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
@@ -223,6 +223,8 @@ def run_experiment(
     done = run_dir / COMPLETE_MARKER
 
     def open_run_dir() -> dict[str, Any] | None:
+        if splits is None:
+            check_dataset(cfg.dataset)  # a typo: one line, and no run folder for it
         _check_run_dir(run_dir, cfg, resume, overwrite)
         if done.exists():
             return load_run_file(done)

@@ -15,10 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser, as a package (see pyproject.toml)
-    import tomli as tomllib
+import tomllib  # Python 3.11+ (pyproject.toml: requires-python)
 
 from ..errors import ConfigError
 from ..training.trainer import LOSS_OPTIMIZERS, PLATEAU_ON, SCHEDULES

@@ -10,12 +10,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import tomllib  # Python 3.11+ (pyproject.toml: requires-python)
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib  # Python 3.11+ (pyproject.toml: requires-python)
 
 from ..errors import ConfigError
 from ..training.trainer import LOSS_OPTIMIZERS, PLATEAU_ON, SCHEDULES

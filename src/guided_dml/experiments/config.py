@@ -7,7 +7,6 @@ tell a finished run of the same settings from a stale one.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import tomllib  # Python 3.11+ (pyproject.toml: requires-python)
@@ -387,9 +386,12 @@ def _limits() -> dict[str, dict[str, Any]]:
     }
 
 
-@functools.cache
 def setting_rules() -> dict[str, Rule]:
-    """The :class:`~guided_dml.validation.Rule` of every RunConfig field, by name."""
+    """The :class:`~guided_dml.validation.Rule` of every RunConfig field, by name.
+
+    Built on each call (microseconds), not cached: the choices read the registries
+    (``BACKBONES``, ``MINERS``), to which code may add entries at run time.
+    """
     kinds = {"int": int, "float": float, "str": str, "bool": bool}
     limits = _limits()
     rules = {}

@@ -5,7 +5,9 @@ the same run (docs/presets.md, the ``cpu`` preset's choice).
     .venv/bin/python bench/bench_stems.py [--batch 128] [--threads 2] [--repeats 6]
 
 Numerics: fp32, ``bf16`` autocast (AVX-512 BF16 on Zen 4 / Sapphire Rapids), ``channels_last``
-memory format, and both. The configurations alternate ``--repeats`` times (the first is
+memory format, and both; ``--compile`` adds ``bf16+cl+compile``: the same step under
+``torch.compile`` (inductor, C++ kernels; the compile time is printed apart, the first repeat
+excluded as for every configuration). The configurations alternate ``--repeats`` times (the first is
 warm-up) so neighbouring steps see the same machine load; the median step time is printed with
 its images per second and its ratio to the fp32 ImageNet stem.
 """
@@ -45,23 +47,33 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--stems", nargs="+", default=["imagenet", "stride2", "cifar"])
     ap.add_argument("--shapes", nargs="+", default=["1x28x28", "3x32x32"])
+    ap.add_argument("--numerics", nargs="+", default=list(NUMERICS), choices=list(NUMERICS))
+    ap.add_argument("--compile", action="store_true", help="also time bf16+cl under torch.compile")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"ResNet-18, 2-D output, batch {args.batch}, {args.threads} thread(s), "
           f"one SGD step (forward + backward + update)")
-    print("| input | stem | numerics | ms/step | img/s | vs fp32 imagenet |")
+    print(f"| input | stem | numerics | ms/step | img/s | vs {args.numerics[0]} {args.stems[0]} |")
     print("|---|---|---|---:|---:|---:|")
     for shape_s in args.shapes:
         shape = tuple(int(v) for v in shape_s.split("x"))
         configs = {}
         for stem in args.stems:
-            for name, (dtype, cl) in NUMERICS.items():
+            names = list(args.numerics) + (["bf16+cl+compile"] if args.compile else [])
+            for name in names:
+                dtype, cl = NUMERICS[name.removesuffix("+compile")]
                 net = build_backbone("resnet18", in_channels=shape[0], out_dim=2, stem=stem)
                 fmt = torch.channels_last if cl else torch.contiguous_format
                 net = net.to(memory_format=fmt)
                 opt = torch.optim.SGD(net.parameters(), lr=1e-3)
                 x = torch.randn(args.batch, *shape).contiguous(memory_format=fmt)
+                if name.endswith("+compile"):
+                    net = torch.compile(net)
+                    t0 = time.perf_counter()
+                    _step(net, opt, x, dtype)  # compiles forward and backward
+                    print(f"torch.compile of {stem} {shape_s}: {time.perf_counter() - t0:.0f} s",
+                          flush=True)
                 configs[(stem, name)] = (net, opt, x, dtype)
         times: dict[tuple[str, str], list[float]] = {k: [] for k in configs}
         for _ in range(args.repeats):
@@ -69,7 +81,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 _step(net, opt, x, dtype)
                 times[key].append(time.perf_counter() - t0)
-        base = statistics.median(times[(args.stems[0], "fp32")][1:])
+        base = statistics.median(times[(args.stems[0], args.numerics[0])][1:])
         for (stem, name), t in times.items():
             med = statistics.median(t[1:])
             print(f"| {shape_s} | {stem} | {name} | {med * 1e3:.0f} | {args.batch / med:.0f} | "

@@ -35,7 +35,13 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--weight-decay", float, "SGD weight decay"),
     ("--clip-value", float, "clip gradients by value (authors: 0.1)"),
     ("--clip-norm", float, "clip the global gradient norm"),
-    ("--schedule", str, "learning-rate schedule: plateau | cosine (per step)"),
+    ("--optimizer", str, "sgd | adam (MDR's recipe)"),
+    ("--schedule", str, "learning-rate schedule: plateau | cosine (per step) | step"),
+    ("--step-milestones", arg_type(Rule(tuple, item=int)),
+     "schedule step: epochs where the lr is multiplied by --step-gamma, e.g. 40,60,80"),
+    ("--step-gamma", float, "schedule step: factor at each milestone (MDR: 0.2)"),
+    ("--batch-sampler", str, "random | pk (batch-size/K classes x K samples; MDR's recipe)"),
+    ("--samples-per-class", int, "batch sampler pk: K (MDR: 4)"),
     ("--warmup-epochs", float, "cosine schedule: epochs of linear warm-up"),
     ("--plateau-factor", float, "plateau schedule: factor of each decrease"),
     ("--plateau-patience", int, "plateau schedule: epochs without improvement before it"),
@@ -47,13 +53,20 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--select-on", str,
      "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss | last"),
     ("--train-subset", int, "use at most this many training samples (stratified)"),
+    ("--split", str, "closed (the paper's: test images of the training classes) | classes "
+                     "(class-disjoint: train on half the classes, test on the others)"),
+    ("--train-classes", str, "with --split classes: the seen classes, e.g. 0-4 or 0,2,5"),
     ("--imbalance", float, "long-tailed training set with this max/min class ratio"),
     ("--early-stop-patience", int, "stop after this many epochs without improvement"),
     ("--margin", float, "margin of the baseline loss"),
     ("--loss-optimizer", str, "the loss's own parameters (MDR levels): shared | adam (MDR default)"),
     ("--loss-lr", float, "learning rate of --loss-optimizer adam (MDR default 1e-4)"),
     ("--loss-weight-decay", float, "weight decay of --loss-optimizer adam (MDR default 1e-5)"),
-    ("--miner", str, "miner for the baselines (none | multisim | triplet)"),
+    ("--miner", str,
+     "miner for the baselines: none | multisim | triplet | semihard | distance-weighted (MDR's)"),
+    ("--triplet-sampling", str,
+     "triplet: batch (all in-batch triplets) | class-pairs (the G-DML authors' network)"),
+    ("--reducer", str, "how a baseline loss averages: default (PML's) | mean (MDR's triplet)"),
     ("--gemini-epochs", int, "GEMINI teacher epochs"),
     ("--gemini-lr", float, "GEMINI learning rate"),
     ("--gemini-beta", float, "β of Eq. 5"),
@@ -97,12 +110,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="paper | cpu | smoke (default: cpu)")
     p.add_argument("--config", help="JSON or TOML file of settings (between preset and flags)")
     for flag, typ, help_ in _HYPER_FLAGS:
-        p.add_argument(flag, type=_TYPES[typ], help=help_)
+        p.add_argument(flag, type=_TYPES.get(typ, typ), help=help_)
     p.add_argument("--augment", type=_bool_flag, help="pad-crop + flip augmentation (true/false)")
     p.add_argument("--normalize-embeddings", type=_bool_flag,
                    help="L2-normalise embeddings inside the baseline losses (true/false)")
     p.add_argument("--gemini-redraw", type=_bool_flag, help="redraw triplets every epoch")
     p.add_argument("--nesterov", type=_bool_flag, help="Nesterov momentum (true/false)")
+    p.add_argument("--freeze-bn", type=_bool_flag,
+                   help="BatchNorm statistics frozen while training (true/false; MDR's recipe)")
     p.add_argument("--skip-bad", action="store_true", default=None,
                    help=f"image folders: {_SKIP_BAD_HELP} instead of stopping")
     p.add_argument("--channels-last", type=_bool_flag,
@@ -112,7 +127,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
     names = [f[0].lstrip("-").replace("-", "_") for f in _HYPER_FLAGS]
     names += ["data_dir", "preset", "augment", "normalize_embeddings", "gemini_redraw",
-              "channels_last", "skip_bad", "nesterov"]
+              "channels_last", "skip_bad", "nesterov", "freeze_bn"]
     return {n: getattr(args, n) for n in names if n not in skip}
 
 
@@ -347,7 +362,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.references:
         from .experiments.references import run_references
 
-        path = run_references(list(args.datasets), args.out, data_dir=args.data_dir)
+        path = run_references(list(args.datasets), args.out, data_dir=args.data_dir,
+                              split=args.split or "closed", train_classes=args.train_classes)
         print(f"references: {path}", file=sys.stderr)
     res = run_benchmark(spec)
     print(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "

@@ -24,6 +24,7 @@ from typing import Any
 from .errors import ConfigError
 
 _KIND_WORDS = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false"}
+_ITEM_WORDS = {int: "integers", float: "finite numbers", str: "strings", bool: "booleans"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class Rule:
     """What one setting accepts.
 
     Attributes:
-        kind: ``int``, ``float``, ``str`` or ``bool``.
+        kind: ``int``, ``float``, ``str`` or ``bool``; or ``tuple`` (a list of ``item``, each
+            checked against the bounds).
         optional: None (unset) is accepted.
         low, high: bounds of numbers (None: unbounded); ``low_open``/``high_open`` exclude them.
         choices: the accepted strings (None: any string).
@@ -44,13 +46,15 @@ class Rule:
     low_open: bool = False
     high_open: bool = False
     choices: tuple[str, ...] | None = None
+    item: type | None = None  # kind tuple: the type of the items
 
     def describe(self) -> str:
         """What the rule accepts, in words: ``an integer >= 1 (or unset)``."""
         if self.choices is not None:
             text = "one of " + ", ".join(self.choices)
         else:
-            text = _KIND_WORDS[self.kind]
+            text = (f"a list of {_ITEM_WORDS[self.item]}" if self.kind is tuple and self.item
+                    else _KIND_WORDS[self.kind])
             if self.low is not None and self.high is not None:
                 lo = "(" if self.low_open else "["
                 hi = ")" if self.high_open else "]"
@@ -71,6 +75,8 @@ class Rule:
             if self.optional:
                 return None
             raise ConfigError(f"{name}: expected {self.describe()}, got null (it cannot be unset)")
+        if self.kind is tuple:
+            return self._check_items(value, name)
         v = _typed(value, self.kind)
         if v is _REFUSED:
             raise ConfigError(f"{name}: expected {self.describe()}, got {_shown(value)}")
@@ -80,6 +86,14 @@ class Rule:
             what = f"unknown {key.replace('_', ' ')}" if key else "unknown value"
             raise ConfigError(f"{name}: {what} {_shown(value)}; expected {self.describe()}")
         return v
+
+    def _check_items(self, value: Any, name: str) -> tuple[Any, ...]:
+        items = list(value) if isinstance(value, (list, tuple)) else None
+        typed = [_typed(v, self.item or str) for v in items] if items is not None else None
+        if typed is None or any(v is _REFUSED for v in typed) or (
+                self.item in (int, float) and not all(self._in_range(v) for v in typed)):
+            raise ConfigError(f"{name}: expected {self.describe()}, got {_shown(value)}")
+        return tuple(typed)
 
     def _in_range(self, v: float) -> bool:
         if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
@@ -140,6 +154,9 @@ def arg_type(rule: Rule) -> Callable[[str], Any]:
                 value = float(text)
             elif rule.kind is bool:
                 value = parse_bool(text)
+            elif rule.kind is tuple:  # "40,60,80"
+                item = {int: int, float: float}.get(rule.item or str, str)
+                value = tuple(item(t.strip()) for t in text.split(",") if t.strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {rule.describe()}, got {text!r}") from None
         try:

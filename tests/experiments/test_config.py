@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -108,15 +109,38 @@ def test_new_settings_leave_old_hashes_alone():
     # `cpu` preset keep their hashes; setting one changes the hash.
     from guided_dml.experiments.config import resolve_config
 
-    base = resolve_config({"dataset": "fashion-mnist", "method": "triplet"})
+    base = resolve_config({"dataset": "fashion-mnist", "method": "triplet", "preset": "cpu-v1"})
     d = base.to_dict()
     for k in ("nesterov", "clip_norm", "schedule", "warmup_epochs", "plateau_on", "gemini_data"):
         assert k in d
-    assert resolve_config({"dataset": "fashion-mnist", "method": "triplet", "schedule": "plateau"}
-                          ).hash() == base.hash()
-    momentum = resolve_config({"dataset": "fashion-mnist", "method": "triplet", "momentum": 0.9})
+    assert resolve_config({"dataset": "fashion-mnist", "method": "triplet", "schedule": "plateau",
+                           "preset": "cpu-v1"}).hash() == base.hash()
+    # Nesterov needs a momentum (validation); against the same settings without it:
+    momentum = resolve_config({"dataset": "fashion-mnist", "method": "triplet", "momentum": 0.9,
+                               "preset": "cpu-v1"})
     assert resolve_config({"dataset": "fashion-mnist", "method": "triplet", "momentum": 0.9,
-                           "nesterov": True}).hash() != momentum.hash()
+                           "nesterov": True, "preset": "cpu-v1"}).hash() != momentum.hash()
+
+
+RECORDS = Path(__file__).resolve().parents[2] / "docs" / "results"
+
+
+@pytest.mark.parametrize("record, preset", [("history/cpu-v1", "cpu-v1"), ("digits", "cpu")])
+def test_committed_records_keep_their_config_hashes(record: str, preset: str) -> None:
+    # Every committed run (data set, method, seed) re-resolves to the hash its row records, so a
+    # change to defaults or presets that would silently alter a published config fails here.
+    # (+MDR rows predate MDR's wiring, issue 18, which changed their settings on purpose.)
+    import csv
+
+    from guided_dml.experiments.config import resolve_config
+
+    with (RECORDS / record / "runs.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if not r["method"].endswith("+mdr")]
+    assert len(rows) >= 15
+    for r in rows:
+        cfg = resolve_config({"dataset": r["dataset"], "method": r["method"],
+                              "seed": int(r["seed"]), "preset": preset})
+        assert cfg.hash() == r["config_hash"], (record, r["dataset"], r["method"], r["seed"])
 
 
 @pytest.mark.parametrize("bad", [{"warmup_epochs": 1}, {"schedule": "linear"}, {"plateau_on": "x"},
@@ -155,3 +179,23 @@ def test_mdr_is_wired_as_its_authors_wire_it():
                                          **{k: v for k, v in plain.to_dict().items()
                                             if k in ("normalize_embeddings", "loss_optimizer",
                                                      "loss_lr", "loss_weight_decay")}}).hash()
+
+
+def test_cpu_preset_gives_every_method_the_same_protocol_and_its_own_tuned_settings():
+    # Issue 13: one optimiser, schedule, precision, epoch budget and selection rule for all;
+    # only what the equal-budget study tuned per method (lr, the loss's margin / geometry).
+    from guided_dml.experiments.config import CPU_METHOD_SETTINGS, METHODS
+
+    assert set(CPU_METHOD_SETTINGS) == set(METHODS)
+    shared = ("backbone", "stem", "epochs", "batch_size", "momentum", "nesterov", "schedule",
+              "warmup_epochs", "clip_value", "clip_norm", "amp", "weight_decay", "select_on",
+              "val_fraction", "embedding_dim")
+    for ds in ("mnist", "fashion-mnist", "cifar10"):
+        cfgs = {m: resolve_config({"dataset": ds, "method": m}) for m in METHODS}
+        for key in shared:
+            assert len({getattr(c, key) for c in cfgs.values()}) == 1, (ds, key)
+        g = cfgs["gdml"]
+        assert (g.nesterov, g.schedule, g.clip_value, g.amp) == (True, "cosine", None, "bf16")
+        for m, tuned in CPU_METHOD_SETTINGS.items():
+            for key, value in tuned.items():
+                assert getattr(cfgs[m], key) == value, (ds, m, key)

@@ -66,3 +66,26 @@ def test_benchmark_references_flag_writes_and_resumes(tmp_path):
 
     run_references(["digits"], out)  # nothing left to do: the file is not rewritten
     assert (out / "references.csv").stat().st_mtime_ns == before
+
+
+def test_unseen_classes_reference_is_leave_one_out_among_unseen_test_images(tmp_path):
+    # raw-1nn under the class-disjoint protocol: each unseen test image's nearest other unseen
+    # test image (scikit-learn, the query itself excluded), fitted on nothing of the seen ones.
+    from sklearn.neighbors import NearestNeighbors
+
+    from guided_dml.experiments.references import run_references
+
+    path = run_references(["digits"], tmp_path, names=("raw-1nn",), split="classes")
+    (row,) = [r.split(",") for r in path.read_text().splitlines()[1:]]
+    cols = path.read_text().splitlines()[0].split(",")
+    got = dict(zip(cols, row, strict=True))
+    assert got["dataset"] == "digits-unseen"
+    test = load_dataset("digits")["test"]
+    keep = test.labels.numpy() >= 5
+    x = test.images.numpy().reshape(len(test), -1)[keep] / 255.0
+    y = test.labels.numpy()[keep]
+    _, idx = NearestNeighbors(n_neighbors=2).fit(x).kneighbors(x)
+    pred = y[idx[:, 1]]
+    assert float(got["recall@1"]) == pytest.approx(recall_score(y, pred, average="macro"), abs=1e-9)
+    n_train = len(load_dataset("digits")["train"])
+    assert int(got["n_test"]) == int(keep.sum()) and int(got["n_train"]) < n_train

@@ -61,7 +61,8 @@ def make_run(out: Path, dataset: str, method: str, seed: int, *, n_per_class: in
         lines += [{"phase": "teacher", "epoch": e, "train_loss": 3.0 / e, "val_loss": 3.2 / e,
                    "lr": 0.01, "seconds": 1.0} for e in range(1, 4)]
     lines += [{"phase": "student", "epoch": e, "train_loss": 1.0 / e + rng.random() * 0.05,
-               "val_loss": 1.1 / e + rng.random() * 0.05, "lr": 0.1, "seconds": 2.0}
+               "val_loss": 1.1 / e + rng.random() * 0.05, "val_score": level - 0.1 / e,
+               "lr": 0.1, "seconds": 2.0}
               for e in range(1, 5)]
     (run / "history.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     if shift:
@@ -157,7 +158,8 @@ def test_every_file_is_written(report: tuple[Path, dict[str, Path]]) -> None:
     expected = {"runs_csv", "summary_csv", "summary_md", "summary_tex", "report_html",
                 "recall_at_1_png", "shift_csv", "shift_runs_csv", "paired_csv"}
     for ds in ("mnist", "toyset"):
-        expected |= {f"embeddings_{ds}_png", f"curves_{ds}_png", f"shift_{ds}_png"}
+        expected |= {f"embeddings_{ds}_png", f"curves_{ds}_png", f"shift_{ds}_png",
+                     f"validation_{ds}_png"}
     assert set(paths) == expected
     assert all(p.parent == out and p.is_file() and p.stat().st_size > 0 for p in paths.values())
     assert not list(out.glob(".*.tmp")), "temporary files left behind"
@@ -245,7 +247,7 @@ def test_latex_is_booktabs_with_bold_best(report: tuple[Path, dict[str, Path]]) 
     assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 4  # main + shift × 2
     for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"$\pm$", r"\textbf{"):
         assert cmd in tex
-    header = " & ".join(["Method", "Seeds", *TABLE_HEADERS, "Time / run"]) + r" \\"
+    header = " & ".join(["Method", "Seeds", *TABLE_HEADERS, "Time / run", "Converged"]) + r" \\"
     assert header in tex
     assert r"\textit{G-DML (paper)}" in tex
     assert r"\_" not in tex.split(r"\begin{tabular}")[1].split(r"\end{tabular}")[0]  # no raw labels
@@ -254,7 +256,7 @@ def test_latex_is_booktabs_with_bold_best(report: tuple[Path, dict[str, Path]]) 
 def test_html_is_self_contained(report: tuple[Path, dict[str, Path]]) -> None:
     _, paths = report
     page = paths["report_html"].read_text()
-    assert page.count("data:image/png;base64,") == 7  # bars + 3 figures per data set
+    assert page.count("data:image/png;base64,") == 9  # bars + 4 figures per data set
     assert not re.search(r'(src|href)="(?!data:)', page), "external resource in the page"
     assert "<table>" in page and "G-DML (paper)" in page and "under covariate shift" in page
 
@@ -507,3 +509,61 @@ def test_runs_csv_records_the_thread_count(tmp_path: Path) -> None:
     m1.write_text(json.dumps({**json.loads(m1.read_text()), "threads": 1}))
     write_report(out)
     assert [r["threads"] for r in read_csv(out / "runs.csv")] == ["2", "1", ""]
+
+
+# ---------------------------------------------------------------------------- references, convergence
+
+
+def _with_convergence(out: Path, flags: dict[tuple[str, int], bool]) -> None:
+    """Mark runs as converged or not in their metrics.json, as the runner records it."""
+    for (method, seed), flag in flags.items():
+        path = out / "runs" / "mnist" / method / f"seed-{seed}" / "metrics.json"
+        m = json.loads(path.read_text())
+        m.update(converged=flag, val_gain_last_third=0.001 if flag else 0.02)
+        path.write_text(json.dumps(m))
+
+
+def test_converged_column_counts_the_runs_that_converged(tmp_path: Path) -> None:
+    out = make_benchmark(tmp_path, datasets=("mnist",), methods=("triplet", "gdml"))
+    _with_convergence(out, {("gdml", 0): True, ("gdml", 1): False, ("gdml", 2): True,
+                            ("triplet", 0): True})  # triplet 1, 2: recorded nothing
+    paths = write_report(out)
+    summary = {s["method"]: s for s in read_csv(paths["summary_csv"])}
+    assert (summary["gdml"]["converged"], summary["gdml"]["n_convergence"]) == ("2", "3")
+    assert (summary["triplet"]["converged"], summary["triplet"]["n_convergence"]) == ("1", "1")
+    rows = {r[0]: r for r in _md_sections(paths["summary_md"].read_text())["MNIST"]}
+    assert rows["G-DML"][-1] == "2/3" and rows["Triplet"][-1] == "1/1"
+    assert rows["G-DML (paper)"][-1] == "–"
+    # runs.csv keeps the flag, and an included copy of it counts the same.
+    again = write_report(tmp_path / "other", include=[out])
+    assert {s["method"]: s["converged"] for s in read_csv(again["summary_csv"])} == \
+        {"triplet": "1", "gdml": "2"}
+
+
+def test_references_end_each_table_with_their_own_numbers(tmp_path: Path) -> None:
+    out = make_benchmark(tmp_path / "bench", datasets=("mnist", "toyset"), methods=("gdml",))
+    refs = [{"dataset": "mnist", "method": "umap-2d", "seed": 0, "recall@1": 0.9575,
+             "f1": 0.9578, "precision@1": 0.9578, "r_precision": 0.9563, "map@r": 0.9541,
+             "nmi": 0.9004, "wall_seconds": 173.1, "n_train": 60000, "n_test": 10000},
+            {"dataset": "mnist", "method": "raw-1nn", "seed": 0, "recall@1": 0.9688,
+             "f1": 0.9689, "precision@1": 0.9691, "r_precision": 0.4095, "map@r": 0.3012,
+             "nmi": 0.4997, "wall_seconds": 25.8, "n_train": 60000, "n_test": 10000}]
+    cols = list(refs[0])
+    (out / "references.csv").write_text(
+        ",".join(cols) + "\n" + "\n".join(",".join(str(r[c]) for c in cols) for r in refs) + "\n")
+    paths = write_report(out)
+    sections = _md_sections(paths["summary_md"].read_text())
+    mnist = sections["MNIST"]
+    # After ours and the paper's, raw pixels first, then UMAP; cells are the CSV's values in %.
+    assert [r[0] for r in mnist[-2:]] == ["1-NN on raw pixels (reference)",
+                                          "Supervised UMAP 2-D (reference)"]
+    raw = mnist[-2]
+    assert raw[1] == "1" and raw[2:7] == ["96.88", "96.89", "49.97", "40.95", "30.12"]
+    assert "**" not in "".join(raw)  # bold is the best of *our* runs only
+    assert not any("reference" in r[0] for r in sections["toyset"])  # no rows for that data set
+    assert "(reference)" in paths["summary_tex"].read_text()
+    page = paths["report_html"].read_text()
+    assert '<tr class="reference">' in page and "Supervised UMAP 2-D (reference)" in page
+    # A report that includes this folder carries its references along.
+    again = write_report(tmp_path / "merged", include=[out])
+    assert read_csv(again["references_csv"]) == read_csv(out / "references.csv")

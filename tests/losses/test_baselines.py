@@ -133,7 +133,7 @@ def test_errors() -> None:
 
 
 def test_miners() -> None:
-    assert set(MINERS) == {"none", "multisim", "triplet", "semihard"}
+    assert set(MINERS) == {"none", "multisim", "triplet", "semihard", "distance-weighted"}
     assert build_miner("none") is None
     assert isinstance(build_miner("multisim"), miners.MultiSimilarityMiner)
     assert build_miner("semihard").type_of_triplets == "semihard"

@@ -234,3 +234,93 @@ def test_invalid_parameters() -> None:
         MultiLevelDistanceRegularizer(nu=-1.0)
     with pytest.raises(ConfigError):
         WithMDR(TripletMarginLoss(), lam=-0.1)
+
+
+# ---------------------------------------------------------------------------- the authors' wiring
+
+
+def _official_step(x: torch.Tensor, triplets: tuple[torch.Tensor, ...], levels: torch.Tensor,
+                   state: dict[str, float], margin: float, lam: float, nu: float = 0.01
+                   ) -> torch.Tensor:
+    """One training step's loss as the MDR paper writes it (Eqs. 1-6), the embedding divided by
+    the batch's mean pairwise distance first ("learning without L2 norm"); the triplet term is a
+    plain mean of max(0, d(a,p) - d(a,n) + m) over the given triplets."""
+    b = x.shape[0]
+    d = torch.cdist(x, x)
+    e = x / (d.sum() / (b * (b - 1)))
+    de = torch.cdist(e, e)
+    a, p, n = triplets
+    triplet = torch.relu(de[a, p] - de[a, n] + margin).mean()
+    mu, sigma = de.detach().mean().item(), de.detach().std().item()  # all B² entries
+    if "M" not in state:
+        state["M"], state["S"] = mu, sigma
+    else:
+        state["M"], state["S"] = 0.9 * state["M"] + 0.1 * mu, 0.9 * state["S"] + 0.1 * sigma
+    iu = torch.triu_indices(b, b, offset=1)
+    z = (de[iu[0], iu[1]] - state["M"]) / state["S"]
+    mdr = (z[:, None] - levels[None, :]).abs().min(dim=1).values.mean()
+    return triplet + lam * mdr + nu * levels.pow(2).sum()
+
+
+def test_three_training_steps_match_the_papers_formulas() -> None:
+    from pytorch_metric_learning.reducers import MeanReducer
+
+    torch.manual_seed(0)
+    x_batches = [torch.randn(12, 5, dtype=torch.float64) for _ in range(3)]
+    labels = torch.arange(12) % 3
+    # Fixed (anchor, positive, negative) triplets, handed to the loss by a "miner".
+    a = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7]); p = (a + 3) % 12; n = (a + 1) % 12  # noqa: E702
+    lin_ours = torch.nn.Linear(5, 3).double()
+    lin_ref = torch.nn.Linear(5, 3).double()
+    lin_ref.load_state_dict(lin_ours.state_dict())
+    ours = WithMDR(TripletMarginLoss(margin=0.2, reducer=MeanReducer(),
+                                     distance=LpDistance(normalize_embeddings=False)),
+                   lam=0.6, miner=lambda e, y: (a, p, n)).double()
+    ref_levels = torch.nn.Parameter(torch.tensor(LEVELS, dtype=torch.float64))
+    opt_ours = torch.optim.Adam([*lin_ours.parameters(), *ours.parameters()], lr=1e-2)
+    opt_ref = torch.optim.Adam([*lin_ref.parameters(), ref_levels], lr=1e-2)
+    state: dict[str, float] = {}
+    for x in x_batches:
+        opt_ours.zero_grad(); opt_ref.zero_grad()  # noqa: E702
+        loss = ours(lin_ours(x), labels)
+        ref = _official_step(lin_ref(x), (a, p, n), ref_levels, state, margin=0.2, lam=0.6)
+        loss.backward(); ref.backward()  # noqa: E702
+        assert loss.item() == pytest.approx(ref.item(), rel=1e-10)
+        assert torch.allclose(lin_ours.weight.grad, lin_ref.weight.grad, atol=1e-12)
+        assert torch.allclose(ours.mdr.levels.grad, ref_levels.grad, atol=1e-12)
+        opt_ours.step(); opt_ref.step()  # noqa: E702
+    assert ours.mdr.running_mean.item() == pytest.approx(state["M"], rel=1e-12)
+
+
+def test_the_miner_sees_the_rescaled_embedding() -> None:
+    seen: list[torch.Tensor] = []
+
+    def miner(e: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        seen.append(e.detach())
+        return torch.tensor([0]), torch.tensor([2]), torch.tensor([1])
+
+    loss_fn = WithMDR(TripletMarginLoss(margin=0.2), lam=0.2, miner=miner)
+    x = 10 * embeddings(n=8)  # far from unit scale
+    loss_fn(x, torch.arange(8) % 2)
+    d = torch.cdist(seen[0], seen[0])
+    assert (d.sum() / (8 * 7)).item() == pytest.approx(1.0)
+
+
+def test_eval_mode_divides_by_the_running_mean_distance_of_training() -> None:
+    seen: list[torch.Tensor] = []
+    loss_fn = WithMDR(lambda e, y: seen.append(e.detach()) or e.sum() * 0, lam=0.2)
+    scales = []
+    for seed, factor in ((1, 1.0), (2, 3.0), (3, 5.0)):
+        x = factor * embeddings(n=8, seed=seed)
+        scales.append((torch.cdist(x, x).sum() / 56).item())
+        loss_fn(x, None)
+    expected = scales[0]
+    for s in scales[1:]:
+        expected = 0.9 * expected + 0.1 * s
+    assert loss_fn.running_scale.item() == pytest.approx(expected)
+    loss_fn.eval()
+    val = 7 * embeddings(n=8, seed=9)
+    loss_fn(val, None)
+    assert torch.allclose(seen[-1], val / expected)  # not by the validation batch's own scale
+    state = loss_fn.state_dict()  # a resumed run continues the same running scale
+    assert state["running_scale"].item() == pytest.approx(expected)

@@ -118,3 +118,18 @@ class ArrayDataset:
         return ArrayDataset(
             self.images[index], self.labels[index], list(self.classes), self.name, paths=paths
         )
+
+    def with_classes(self, keep: Sequence[int]) -> ArrayDataset:
+        """Only the samples of classes ``keep`` (indices into :attr:`classes`), relabelled
+        ``0..len(keep)-1`` in the order given; ``classes`` lists their names in that order.
+        The class-disjoint protocol's seen and unseen parts (:func:`~guided_dml.data.splits.
+        class_disjoint_classes`)."""
+        keep = [int(k) for k in keep]
+        if len(set(keep)) != len(keep) or any(not 0 <= k < self.num_classes for k in keep):
+            raise DataError(f"data set {self.name!r}: classes {keep} are not distinct indices "
+                            f"in [0, {self.num_classes})")
+        new_label = torch.full((self.num_classes,), -1, dtype=torch.int64)
+        new_label[torch.tensor(keep, dtype=torch.int64)] = torch.arange(len(keep))
+        part = self.subset(new_label[self.labels] >= 0)
+        return ArrayDataset(part.images, new_label[part.labels], [self.classes[k] for k in keep],
+                            self.name, paths=part.paths)

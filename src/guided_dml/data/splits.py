@@ -82,3 +82,48 @@ def stratified_split(
         torch.from_numpy(np.flatnonzero(~val_mask)).long(),
         torch.from_numpy(np.flatnonzero(val_mask)).long(),
     )
+
+
+def parse_class_list(text: str, num_classes: int) -> list[int]:
+    """``"0-4"``, ``"0,2,5"`` or ``"0-2,7"``: sorted, distinct class indices in
+    ``[0, num_classes)``.
+
+    Raises:
+        DataError: not of that form, an index out of range, or empty.
+    """
+    out: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise DataError(f"--train-classes {text!r}: expected indices such as 0-4 or 0,2,5"
+                            ) from None
+        if not 0 <= a <= b < num_classes:
+            raise DataError(f"--train-classes {text!r}: {part} is outside 0-{num_classes - 1}")
+        out.update(range(a, b + 1))
+    if not out:
+        raise DataError(f"--train-classes {text!r} names no class")
+    return sorted(out)
+
+
+def class_disjoint_classes(num_classes: int, train_classes: str | None = None
+                           ) -> tuple[list[int], list[int]]:
+    """``(seen, unseen)`` class indices of the class-disjoint protocol.
+
+    The field's protocol (Oh Song et al. 2016; Musgrave et al. 2020; the MDR paper): the first
+    half of the classes, sorted by label, for training and validation, the rest for testing
+    only (``ceil(C/2)`` seen when ``C`` is odd). ``train_classes`` (:func:`parse_class_list`)
+    chooses the seen ones instead.
+
+    Raises:
+        DataError: fewer than 2 seen or 2 unseen classes (retrieval needs a negative).
+    """
+    seen = (parse_class_list(train_classes, num_classes) if train_classes
+            else list(range(-(-num_classes // 2))))
+    unseen = [c for c in range(num_classes) if c not in set(seen)]
+    if len(seen) < 2 or len(unseen) < 2:
+        raise DataError(f"the class-disjoint split needs at least 2 seen and 2 unseen classes; "
+                        f"got {len(seen)} seen and {len(unseen)} unseen of {num_classes}")
+    return seen, unseen

@@ -91,6 +91,10 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
                         "progress": spec.progress if spec.workers == 1 else False,
                     }
                     cfg = resolve_config(overrides, spec.config_file)
+                    if spec.shift and cfg.split == "classes":
+                        raise ConfigError(
+                            "--shift measures corrupted queries against the clean training "
+                            "classes: it needs --split closed, not classes")
                     run_dir = Path(spec.out) / "runs" / cfg.dataset_label / cfg.method_label / f"seed-{seed}"
                     out.append((cfg, run_dir))
     return out

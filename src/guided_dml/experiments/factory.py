@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_metric_learning.reducers import MeanReducer
 from torch import nn
 
 from ..errors import ConfigError
 from ..losses import DistillationLoss, GeminiLoss, WithMDR, build_metric_loss, build_miner
+from ..losses.triplet import PlainTripletLoss
 from ..models import Gemini, build_backbone, load_pretrained
 from ..models.embedding import EmbeddingNet, StandardizedTeacher
 from ..training import OptimConfig
@@ -85,13 +87,18 @@ def build_loss(cfg: RunConfig) -> tuple[nn.Module, Any]:
             # Targets are fixed coordinates, so the embedding must keep its scale.
             loss = WithMDR(loss, cfg.mdr, normalize_by_mean_distance=False)
         return loss, miner
+    if cfg.triplet_sampling == "class-pairs":  # the authors' triplet network
+        return PlainTripletLoss(3.0 if cfg.margin is None else cfg.margin), None
     kwargs: dict[str, Any] = {}
     if cfg.margin is not None:
         kwargs["margin"] = cfg.margin
+    if cfg.reducer == "mean":
+        kwargs["reducer"] = MeanReducer()
     loss = build_metric_loss(cfg.method, normalize_embeddings=cfg.normalize_embeddings, **kwargs)
     miner = build_miner(cfg.miner, normalize_embeddings=cfg.normalize_embeddings)
     if cfg.mdr > 0:
-        loss = WithMDR(loss, cfg.mdr, normalize_by_mean_distance=True)
+        # The miner goes inside: it must pick pairs on the rescaled embedding the loss sees.
+        return WithMDR(loss, cfg.mdr, normalize_by_mean_distance=True, miner=miner), None
     return loss, miner
 
 
@@ -108,7 +115,11 @@ def student_optim(cfg: RunConfig) -> OptimConfig:
         weight_decay=cfg.weight_decay,
         clip_value=cfg.clip_value,
         clip_norm=cfg.clip_norm,
+        optimizer=cfg.optimizer,
         schedule=cfg.schedule,
+        step_milestones=tuple(cfg.step_milestones),
+        step_gamma=cfg.step_gamma,
+        freeze_bn=cfg.freeze_bn,
         warmup_epochs=cfg.warmup_epochs,
         plateau_factor=cfg.plateau_factor,
         plateau_patience=cfg.plateau_patience,

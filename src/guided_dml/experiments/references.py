@@ -7,7 +7,10 @@
   ``transform``-ed: the 2-D map practitioners already have.
 
 Both are scored by the same :func:`~guided_dml.evaluation.evaluate` as every method (test
-queries against the training set), with their wall time. umap-learn is an optional extra
+queries against the training set), with their wall time. Under the class-disjoint protocol
+(``split="classes"``) they are fitted on the seen classes' training images and scored as the
+methods are: leave-one-out among the unseen classes' test images (UMAP ``transform``-s them onto
+the map it learnt from other classes). umap-learn is an optional extra
 (``pip install 'guided-dml[umap]'``).
 """
 
@@ -23,9 +26,11 @@ import numpy as np
 import torch
 
 from ..data import ArrayDataset, load_dataset
+from ..data.splits import class_disjoint_classes
 from ..errors import ConfigError
 from ..evaluation import evaluate
 from ..training.checkpoint import save_bytes
+from .config import RunConfig
 from .report import csv_bytes
 
 REFERENCES = ("raw-1nn", "umap-2d")
@@ -58,12 +63,16 @@ def reference_embeddings(name: str, train: ArrayDataset, test: ArrayDataset,
 
 
 def score_reference(name: str, train: ArrayDataset, test: ArrayDataset, *, dataset: str,
-                    seed: int = 0) -> dict[str, Any]:
+                    seed: int = 0, leave_one_out: bool = False) -> dict[str, Any]:
     """One row of ``references.csv``: ``evaluate()``'s metrics of reference ``name`` plus its
-    ``wall_seconds`` (fit, transform and evaluation)."""
+    ``wall_seconds`` (fit, transform and evaluation). ``leave_one_out``: the test images are
+    queries and reference (the class-disjoint protocol), else the training set is searched."""
     t0 = time.perf_counter()
     emb_train, emb_test = reference_embeddings(name, train, test, seed=seed)
-    metrics = evaluate(emb_test, test.labels, emb_train, train.labels, seed=seed)
+    if leave_one_out:
+        metrics = evaluate(emb_test, test.labels, seed=seed)
+    else:
+        metrics = evaluate(emb_test, test.labels, emb_train, train.labels, seed=seed)
     return {"dataset": dataset, "method": name, "seed": seed,
             **{k: float(v) for k, v in metrics.items()},
             "wall_seconds": time.perf_counter() - t0, "n_train": len(train), "n_test": len(test)}
@@ -74,9 +83,11 @@ COLUMNS = ("dataset", "method", "seed", "recall@1", "f1", "precision@1", "r_prec
 
 
 def run_references(datasets: list[str], out: str | Path, *, data_dir: str | None = None,
-                   names: tuple[str, ...] = REFERENCES, seed: int = 0) -> Path:
+                   names: tuple[str, ...] = REFERENCES, seed: int = 0, split: str = "closed",
+                   train_classes: str | None = None) -> Path:
     """Score ``names`` on every data set into ``OUT/references.csv`` (rows already there are
-    kept and not recomputed, so an interrupted call resumes)."""
+    kept and not recomputed, so an interrupted call resumes). Rows are keyed by the data set's
+    label (``fashion-mnist-unseen`` under ``split="classes"``), as the methods' runs are."""
     path = Path(out) / "references.csv"
     rows: list[dict[str, Any]] = []
     if path.is_file():
@@ -84,14 +95,19 @@ def run_references(datasets: list[str], out: str | Path, *, data_dir: str | None
             rows = list(csv.DictReader(f))
     done = {(r["dataset"], r["method"], str(r["seed"])) for r in rows}
     for dataset in datasets:
-        todo = [n for n in names if (dataset, n, str(seed)) not in done]
+        label = RunConfig(dataset=dataset, split=split, train_classes=train_classes).dataset_label
+        todo = [n for n in names if (label, n, str(seed)) not in done]
         if not todo:
             continue
         splits = load_dataset(dataset, data_dir=data_dir)
+        train, test = splits["train"], splits["test"]
+        if split == "classes":
+            seen, unseen = class_disjoint_classes(train.num_classes, train_classes)
+            train, test = train.with_classes(seen), test.with_classes(unseen)
         for name in todo:
-            log.info("reference %s on %s ...", name, dataset)
-            rows.append(score_reference(name, splits["train"], splits["test"], dataset=dataset,
-                                        seed=seed))
+            log.info("reference %s on %s ...", name, label)
+            rows.append(score_reference(name, train, test, dataset=label, seed=seed,
+                                        leave_one_out=split == "classes"))
             path.parent.mkdir(parents=True, exist_ok=True)
             # After each row (write-then-rename): an interrupted call loses nothing finished.
             save_bytes(csv_bytes(rows, COLUMNS), path)

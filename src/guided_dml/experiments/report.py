@@ -14,6 +14,7 @@ into ``OUT``:
 ``summary.tex``             the same tables as booktabs ``tabular``\\ s
 ``embeddings_<ds>.png``     the 2-D test maps of every method (first seed): Figures 3–5
 ``curves_<ds>.png``         validation loss per epoch per method (+ GEMINI's for G-DML)
+``validation_<ds>.png``     validation MAP@R (the selection criterion) per epoch, all methods
 ``recall_at_1.png``         Recall@1 with CI error bars, grouped by data set, paper marked
 ``shift_<ds>.png``          Recall@1 against corruption severity per method (if shift data)
 ``shift.csv``               Recall@1 per corruption × severity × method (if shift data)
@@ -23,6 +24,12 @@ into ``OUT``:
                             against each baseline (mean ± paired CI, per-seed values, wins)
 ``report.html``             all of the above on one page, figures inlined as data URIs
 =========================== ==============================================================
+
+When ``OUT/references.csv`` exists (``gdml benchmark --references``,
+:mod:`guided_dml.experiments.references`), every main table ends with the references a learned
+map must beat (1-NN on the raw pixels, supervised UMAP 2-D), and a ``Converged`` column counts
+the runs whose validation score had stopped improving (:func:`guided_dml.training.trainer.
+convergence`).
 
 A grid run in several places (two machines, or sessions whose run folders are gone) is reported
 as one: ``include`` names earlier results (a folder with ``runs.csv`` and ``shift_runs.csv``, as
@@ -135,8 +142,14 @@ PAPER_CI: dict[str, dict[str, tuple[float, float, float, float, float]]] = {
 }
 PAPER_RUNS = 10
 
+#: ``OUT/references.csv``: the rows :func:`guided_dml.experiments.references.run_references`
+#: writes; their names as the tables print them.
+REFERENCES_FILE = "references.csv"
+REFERENCE_NAMES = {"raw-1nn": "1-NN on raw pixels", "umap-2d": "Supervised UMAP 2-D"}
+
 _SEED_DIR = re.compile(r"^seed-(\d+)$")
 _IMBALANCED = re.compile(r"^(.+)-imb(\d+(?:\.\d+)?)$")
+_UNSEEN = re.compile(r"^(.+)-unseen(?:-([\d_-]+))?$")
 
 
 # ---------------------------------------------------------------------------- names and order
@@ -156,12 +169,25 @@ def split_imbalance(dataset: str) -> tuple[str, float | None]:
     return (m.group(1), float(m.group(2))) if m else (dataset, None)
 
 
+def split_unseen(dataset: str) -> tuple[str, str | None]:
+    """``fashion-mnist-unseen`` → ``("fashion-mnist", "")``, ``cifar10-unseen-0_2`` →
+    ``("cifar10", "0,2")``; ``(dataset, None)`` for the closed-set protocol."""
+    m = _UNSEEN.match(dataset)
+    return (m.group(1), (m.group(2) or "").replace("_", ",")) if m else (dataset, None)
+
+
 def dataset_name(dataset: str) -> str:
     """Display name of a data set (``fashion-mnist`` → ``Fashion-MNIST``,
-    ``mnist-imb10`` → ``MNIST, long-tailed ×10``)."""
+    ``mnist-imb10`` → ``MNIST, long-tailed ×10``, ``mnist-unseen`` → ``MNIST, unseen classes
+    (class-disjoint)``)."""
+    dataset, seen = split_unseen(dataset)
     base, ratio = split_imbalance(dataset)
     name = DATASET_NAMES.get(base, base)
-    return f"{name}, long-tailed ×{ratio:g}" if ratio is not None else name
+    name = f"{name}, long-tailed ×{ratio:g}" if ratio is not None else name
+    if seen is not None:
+        name += (f", unseen classes (trained on classes {seen})" if seen
+                 else ", unseen classes (class-disjoint: trained on the first half)")
+    return name
 
 
 def method_key(label: str) -> tuple[int, int, str]:
@@ -174,9 +200,11 @@ def method_key(label: str) -> tuple[int, int, str]:
 def dataset_key(dataset: str) -> tuple[int, str, float]:
     """Sort key: the paper's data sets in its order, then the others alphabetically; a
     long-tailed variant right after its balanced data set, by increasing imbalance."""
-    base, ratio = split_imbalance(dataset)
+    closed, seen = split_unseen(dataset)
+    base, ratio = split_imbalance(closed)
     rank = DATASET_ORDER.index(base) if base in DATASET_ORDER else len(DATASET_ORDER)
-    return (rank, base, ratio or 0.0)
+    # The class-disjoint variant sorts after every closed-set table of its data set.
+    return (rank, base, (ratio or 0.0) + (1e9 if seen is not None else 0.0))
 
 
 def method_color(label: str) -> str:
@@ -264,6 +292,8 @@ SHIFT_RUNS_COLUMNS = ("dataset", "method", "seed", "corruption", "severity", "re
 def _parse_cell(column: str, text: str) -> Any:
     if column in _TEXT_COLUMNS:
         return text
+    if text in ("True", "False"):  # how csv writes a bool (``converged``)
+        return text == "True"
     try:
         return int(text) if column in _INT_COLUMNS else float(text)
     except ValueError:
@@ -408,7 +438,8 @@ def summarize(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> list[
     Keys: ``dataset``, ``method``, ``n`` (runs), ``seeds`` (space-separated), for each metric
     ``m`` of :data:`METRICS` (and ``robustness_auc`` when shift results exist) ``m_mean`` and
     ``m_ci`` in percent, the paper's unit; ``wall_seconds_mean``, ``train_seconds_mean``,
-    ``eval_seconds_mean``, ``epochs_run_mean``.
+    ``eval_seconds_mean``, ``epochs_run_mean``; ``converged`` (runs whose validation score had
+    stopped improving) out of ``n_convergence`` (runs that recorded it).
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -425,6 +456,8 @@ def summarize(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> list[
         for t in ("wall_seconds", "train_seconds", "eval_seconds", "epochs_run"):
             vals = [float(r[t]) for r in runs if r.get(t) is not None]
             s[f"{t}_mean"] = float(np.mean(vals)) if vals else math.nan
+        flags = [r["converged"] for r in runs if isinstance(r.get("converged"), bool)]
+        s["converged"], s["n_convergence"] = sum(flags), len(flags)
         out.append(s)
     return out
 
@@ -575,9 +608,17 @@ def _best(values: Sequence[float]) -> set[int]:
     return {i for i, v in enumerate(values) if math.isfinite(v) and round(v, 2) == top}
 
 
-def _table_rows(summary: Sequence[dict[str, Any]], dataset: str) -> list[dict[str, Any]]:
+def _converged_cell(s: dict[str, Any]) -> str:
+    """``k/n``: how many of a method's runs converged (``–`` when no run recorded it)."""
+    n = int(s.get("n_convergence", 0))
+    return f"{int(s['converged'])}/{n}" if n else "–"
+
+
+def _table_rows(summary: Sequence[dict[str, Any]], dataset: str,
+                references: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The rows of one data set's main table: ours (``bold`` marks the best per column) with the
-    paper's row right under the matching method."""
+    paper's row right under the matching method, then the references (:data:`REFERENCE_NAMES`)
+    scored on the same test set. ``kind`` is ``ours``, ``paper`` or ``reference``."""
     ours = [s for s in summary if s["dataset"] == dataset]
     paper = PAPER_RESULTS.get(dataset, {})
     labels = sorted({s["method"] for s in ours} | set(paper), key=method_key)
@@ -587,18 +628,53 @@ def _table_rows(summary: Sequence[dict[str, Any]], dataset: str) -> list[dict[st
         for i, s in enumerate(ours):
             if s["method"] == label:
                 rows.append({
-                    "label": method_name(label), "paper": False, "n": s["n"],
+                    "label": method_name(label), "paper": False, "kind": "ours", "n": s["n"],
                     "cells": [(s[f"{m}_mean"], s[f"{m}_ci"]) for m in TABLE_METRICS],
                     "bold": [i in best[m] for m in TABLE_METRICS],
                     "time": _fmt_seconds(s["wall_seconds_mean"]),
+                    "converged": _converged_cell(s),
                 })
         if label in paper:
             rows.append({
-                "label": f"{method_name(label)} (paper)", "paper": True, "n": PAPER_RUNS,
+                "label": f"{method_name(label)} (paper)", "paper": True, "kind": "paper",
+                "n": PAPER_RUNS,
                 "cells": list(zip(paper[label], PAPER_CI[dataset][label], strict=True)),
-                "bold": [False] * len(TABLE_METRICS), "time": "",
+                "bold": [False] * len(TABLE_METRICS), "time": "", "converged": "–",
             })
+    for ref in references:
+        if ref["dataset"] != dataset:
+            continue
+        rows.append({
+            "label": f"{REFERENCE_NAMES.get(ref['method'], ref['method'])} (reference)",
+            "paper": False, "kind": "reference", "n": 1,
+            "cells": [(100.0 * _float(ref.get(m)), None) for m in TABLE_METRICS],
+            "bold": [False] * len(TABLE_METRICS),
+            "time": _fmt_seconds(_float(ref.get("wall_seconds"))), "converged": "–",
+        })
     return rows
+
+
+def read_references(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """The rows of ``references.csv`` in ``folders`` (the first folder wins for a data set and
+    reference), numbers parsed; ``[]`` when there is none."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for folder in folders:
+        path = Path(folder)
+        path = path / REFERENCES_FILE if path.is_dir() else path.parent / REFERENCES_FILE
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except OSError as err:
+            log.warning("ignoring %s: %s", path, err)
+            continue
+        for r in csv.DictReader(io.StringIO(text)):
+            if {"dataset", "method"} <= set(r):
+                row = {k: _parse_cell(k, v) for k, v in r.items() if k and v != ""}
+                rows.setdefault((str(row["dataset"]), str(row["method"])), row)
+    return sorted(rows.values(), key=lambda r: (dataset_key(str(r["dataset"])),
+                                                list(REFERENCE_NAMES).index(r["method"])
+                                                if r["method"] in REFERENCE_NAMES else 99))
 
 
 def _shift_tables(srows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]],
@@ -652,6 +728,13 @@ def _paired_table(prows: Sequence[dict[str, Any]], dataset: str
              r.get("recall@1_per_seed", "") or "n/a"] for r in rows]
     return head, body
 
+
+_CONVERGED_NOTE = ("Converged: runs whose validation score gained less than half a point over "
+                   "the last third of their epochs.")
+_REFERENCES_NOTE = ("Rows marked (reference): what a user gets without a learned map, scored "
+                    "by the same evaluation on the same test set (one seed; 1-NN on the raw "
+                    "pixels, supervised UMAP 2-D fitted on the training set with its labels, "
+                    "test set transformed).")
 
 _PAIRED_NOTE = ("Seed by seed: a method minus its reference trained with the same seed (same "
                 "split, initial weights and batch order), in percentage points; mean ± {pct} "
@@ -708,26 +791,29 @@ def _md_table(head: Sequence[str], body: Sequence[Sequence[str]],
 
 def _main_table_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]],
                                                                list[list[bool]]]:
-    head = ["Method", "Seeds", *TABLE_HEADERS, "Time / run"]
-    body = [[r["label"], str(r["n"]), *[_fmt(m, c) for m, c in r["cells"]], r["time"] or "–"]
-            for r in rows]
-    bold = [[False, False, *r["bold"], False] for r in rows]
+    head = ["Method", "Seeds", *TABLE_HEADERS, "Time / run", "Converged"]
+    body = [[r["label"], str(r["n"]), *[_fmt(m, c) for m, c in r["cells"]], r["time"] or "–",
+             r["converged"]] for r in rows]
+    bold = [[False, False, *r["bold"], False, False] for r in rows]
     return head, body, bold
 
 
 def render_markdown(summary: Sequence[dict[str, Any]], srows: Sequence[dict[str, Any]],
-                    confidence: float = 0.95, prows: Sequence[dict[str, Any]] = ()) -> str:
-    """``summary.md``: per data set the paper's table, the covariate-shift tables, then the
-    paired comparisons (:func:`paired_comparisons`, rows ``prows``)."""
+                    confidence: float = 0.95, prows: Sequence[dict[str, Any]] = (),
+                    references: Sequence[dict[str, Any]] = ()) -> str:
+    """``summary.md``: per data set the paper's table (with the ``references``,
+    :func:`read_references`), the covariate-shift tables, then the paired comparisons
+    (:func:`paired_comparisons`, rows ``prows``)."""
     pct = f"{confidence * 100:g} %"
     parts = ["# Benchmark results", "",
              f"Mean ± {pct} Student-t confidence interval over seeds, in percent. "
              "Best of our runs in **bold**; rows marked (paper) are the published numbers "
              f"(mean ± 95 % CI over {PAPER_RUNS} runs). R@1: macro recall of 1-NN against the "
              "training set; F1: macro F1; NMI: k-means on the test embeddings; RP and MAP@R: "
-             "Musgrave et al. 2020.", ""]
+             "Musgrave et al. 2020. " + _CONVERGED_NOTE
+             + (" " + _REFERENCES_NOTE if references else ""), ""]
     for ds in _datasets(summary):
-        head, body, bold = _main_table_cells(_table_rows(summary, ds))
+        head, body, bold = _main_table_cells(_table_rows(summary, ds, references))
         parts += [f"## {dataset_name(ds)}", "", _md_table(head, body, bold), ""]
         tables = _shift_tables(srows, summary, ds)
         if tables:
@@ -783,20 +869,21 @@ def _tex_tabular(head: Sequence[str], body: Sequence[Sequence[str]],
 
 
 def render_latex(summary: Sequence[dict[str, Any]], srows: Sequence[dict[str, Any]],
-                 confidence: float = 0.95) -> str:
+                 confidence: float = 0.95, references: Sequence[dict[str, Any]] = ()) -> str:
     """``summary.tex``: booktabs tables (``\\usepackage{booktabs}``), best of ours in bold,
     the paper's rows in italics."""
     pct = f"{confidence * 100:g}\\,\\%"
     out = ["% Generated by guided_dml.experiments.report; needs \\usepackage{booktabs}.", ""]
     for ds in _datasets(summary):
-        rows = _table_rows(summary, ds)
+        rows = _table_rows(summary, ds, references)
         head, body, bold = _main_table_cells(rows)
         slug = re.sub(r"[^a-z0-9]+", "-", ds.lower())
         out += [r"\begin{table}[t]", r"\centering",
                 rf"\caption{{{_tex(dataset_name(ds))}: mean $\pm$ {pct} CI over seeds (\%). "
-                r"Best of our runs in bold; \textit{(paper)}: published numbers.}",
+                r"Best of our runs in bold; in italics the published numbers \textit{(paper)} "
+                r"and the \textit{(reference)} maps scored on the same test set.}",
                 rf"\label{{tab:{slug}}}",
-                *_tex_tabular(head, body, bold, [r["paper"] for r in rows]),
+                *_tex_tabular(head, body, bold, [r["kind"] != "ours" for r in rows]),
                 r"\end{table}", ""]
         tables = _shift_tables(srows, summary, ds)
         if tables:
@@ -974,6 +1061,44 @@ def plot_curves(runs: Sequence[dict[str, Any]], dataset: str) -> bytes | None:
     return _png(fig)
 
 
+def plot_validation(runs: Sequence[dict[str, Any]], dataset: str) -> bytes | None:
+    """The selection criterion per epoch (validation MAP@R, or whatever ``val_score`` the runs
+    recorded), every method on one axis: each seed thin, the mean bold. This is where a reader
+    sees whether a method had converged when its epochs ran out (issue 13's fairness check)."""
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for r in runs:
+        if r["dataset"] != dataset:
+            continue
+        hist = [h for h in _load_history(Path(r["run_dir"])) if h.get("phase", "student") == "student"
+                and h.get("val_score") is not None]
+        if hist:
+            curves[r["method"]].append((np.array([h["epoch"] for h in hist], float),
+                                        np.array([_float(h["val_score"]) for h in hist])))
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    for m in sorted(curves, key=method_key):
+        color, dashed = method_color(m), m.endswith("+mdr")
+        for e, v in curves[m]:
+            ax.plot(e, v, "--" if dashed else "-", color=color, lw=0.7, alpha=0.3)
+        e_all = np.unique(np.concatenate([e for e, _ in curves[m]]))
+        mean = np.array([np.nanmean([v[e == x][0] for e, v in curves[m] if (e == x).any()])
+                         for x in e_all])
+        ax.plot(e_all, mean, "--" if dashed else "-", color=color, lw=2.0, marker="o",
+                markersize=3.5, label=f"{method_name(m)} ({len(curves[m])})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation MAP@R")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(frameon=False, fontsize=9, title="method (seeds)", title_fontsize=9,
+              loc="lower right")
+    ax.set_title(f"{dataset_name(dataset)}: the selection criterion per epoch", fontsize=12)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _float(v: Any) -> float:
     try:
         return float(v)
@@ -1108,7 +1233,7 @@ table{border-collapse:collapse;margin:10px 0 18px;font-size:0.92em}
 th,td{padding:4px 10px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
 th{background:#f4f4f4;border-bottom:2px solid #bbb}
 td:first-child,th:first-child{text-align:left}
-tr.paper td{color:#777;font-style:italic}
+tr.paper td{color:#777;font-style:italic}tr.reference td{color:#35679a;font-style:italic}
 img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0}
 .note{color:#555;font-size:0.92em}details{margin:12px 0}
 """
@@ -1138,7 +1263,8 @@ def _img(png: bytes | None, alt: str) -> str:
 def render_html(out_dir: Path, runs: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]],
                 srows: Sequence[dict[str, Any]], figures: dict[str, bytes],
                 unfinished: int, confidence: float = 0.95,
-                prows: Sequence[dict[str, Any]] = (), include: Sequence[str | Path] = ()) -> str:
+                prows: Sequence[dict[str, Any]] = (), include: Sequence[str | Path] = (),
+                references: Sequence[dict[str, Any]] = ()) -> str:
     """``report.html``: one page, no external resources (figures as base64 data URIs)."""
     pct = f"{confidence * 100:g} %"
     n_inc = sum(1 for r in runs if "_shift_rows" in r)
@@ -1157,16 +1283,20 @@ def render_html(out_dir: Path, runs: Sequence[dict[str, Any]], summary: Sequence
              "best of our runs in <b>bold</b>; grey rows: the paper's published numbers "
              f"(mean ± 95 % CI over {PAPER_RUNS} runs). R@1: macro recall of the 1-nearest-"
              "neighbour classifier against the training set; F1: macro F1; NMI: k-means on the "
-             "test embeddings; RP and MAP@R: Musgrave et al. 2020.</p>"]
+             "test embeddings; RP and MAP@R: Musgrave et al. 2020. "
+             + html.escape(_CONVERGED_NOTE)
+             + (" " + html.escape(_REFERENCES_NOTE) if references else "") + "</p>"]
     if "recall_at_1.png" in figures:
         parts.append(_img(figures["recall_at_1.png"], "Recall@1 per data set and method"))
     for ds in _datasets(summary):
         name = dataset_name(ds)
-        rows = _table_rows(summary, ds)
+        rows = _table_rows(summary, ds, references)
         head, body, bold = _main_table_cells(rows)
         parts += [f"<h2>{html.escape(name)}</h2>",
-                  _html_table(head, body, bold, ["paper" if r["paper"] else "" for r in rows]),
+                  _html_table(head, body, bold,
+                              ["" if r["kind"] == "ours" else r["kind"] for r in rows]),
                   _img(figures.get(f"embeddings_{ds}.png"), f"{name} embeddings"),
+                  _img(figures.get(f"validation_{ds}.png"), f"{name} validation curves"),
                   _img(figures.get(f"curves_{ds}.png"), f"{name} training curves")]
         tables = _shift_tables(srows, summary, ds)
         if tables:
@@ -1298,7 +1428,8 @@ def write_report(out_dir: str | Path, confidence: float = 0.95,
                  if f"{m}_{k}" in summary[0]]
     put("summary.csv", csv_bytes(summary, ["dataset", "method", "n", "seeds", *stat_cols,
                                             "wall_seconds_mean", "train_seconds_mean",
-                                            "eval_seconds_mean", "epochs_run_mean"]))
+                                            "eval_seconds_mean", "epochs_run_mean",
+                                            "converged", "n_convergence"]))
     if shift_summary:
         put("shift.csv", csv_bytes(shift_summary, list(shift_summary[0])))
     if shift_rows:
@@ -1306,13 +1437,18 @@ def write_report(out_dir: str | Path, confidence: float = 0.95,
     paired = paired_comparisons(runs, confidence)
     if paired:
         put("paired.csv", csv_bytes(paired, _paired_columns(paired)))
-    put("summary.md", render_markdown(summary, shift_summary, confidence, paired).encode())
-    put("summary.tex", render_latex(summary, shift_summary, confidence).encode())
+    references = read_references([out_dir, *include])
+    if references:
+        put(REFERENCES_FILE, csv_bytes(references, list(references[0])))
+    put("summary.md", render_markdown(summary, shift_summary, confidence, paired,
+                                      references).encode())
+    put("summary.tex", render_latex(summary, shift_summary, confidence, references).encode())
 
     figures: dict[str, bytes] = {}
     for ds in _datasets(summary):
         for name, png in ((f"embeddings_{ds}.png", plot_embedding_grid(runs, ds)),
                           (f"curves_{ds}.png", plot_curves(runs, ds)),
+                          (f"validation_{ds}.png", plot_validation(runs, ds)),
                           (f"shift_{ds}.png", plot_shift(shift_summary, summary, ds))):
             if png is not None:
                 figures[name] = png
@@ -1322,6 +1458,6 @@ def write_report(out_dir: str | Path, confidence: float = 0.95,
     for name, png in figures.items():
         put(name, png)
     page = render_html(out_dir, runs, summary, shift_summary, figures, _unfinished(out_dir),
-                       confidence, paired, include)
+                       confidence, paired, include, references)
     put("report.html", page.encode())
     return written

@@ -36,6 +36,7 @@ from ..atomic import write_atomic
 from ..data import ArrayDataset, load_dataset, stratified_split
 from ..data.registry import check_dataset, is_builtin
 from ..data.shifts import imbalanced_subset
+from ..data.splits import class_disjoint_classes
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
 from ..models.embedding import EmbeddingNet, channel_stats
@@ -52,7 +53,9 @@ from ..training import (
     random_crop_flip,
 )
 from ..training import distributed as dist
+from ..training.batches import ClassBalancedBatches
 from ..training.checkpoint import load_run_file, save_bytes, save_json, save_torch
+from ..training.class_pair_triplets import FixedTripletBatches, three_forward_step
 from ..training.gemini import teacher_targets
 from ..training.trainer import convergence
 from .config import RunConfig
@@ -102,6 +105,11 @@ def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) 
         opts = {"on_error": "skip"} if cfg.skip_bad and not is_builtin(cfg.dataset) else {}
         splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **opts)
     train_full, test = splits["train"], splits["test"]
+    if cfg.split == "classes":
+        # The class-disjoint protocol: the seen classes' training images train and validate;
+        # the unseen classes' test images are queries and reference (leave-one-out).
+        seen, unseen = class_disjoint_classes(train_full.num_classes, cfg.train_classes)
+        train_full, test = train_full.with_classes(seen), test.with_classes(unseen)
     check_classes(train_full)
     if cfg.imbalance:
         # Sub-population shift: a long-tailed training set, the balanced test set untouched.
@@ -287,7 +295,10 @@ def _evaluate_run(
     test_emb = embed(model, data.test.images)
     if not torch.isfinite(test_emb).all() or not torch.isfinite(ref_emb).all():
         raise DataError(f"{name}: the trained model gives non-finite embeddings; try a lower --lr")
-    metrics = evaluate(test_emb, data.test.labels, ref_emb, data.reference.labels)
+    if cfg.split == "classes":  # unseen classes: each test image against the other ones
+        metrics = evaluate(test_emb, data.test.labels)
+    else:
+        metrics = evaluate(test_emb, data.test.labels, ref_emb, data.reference.labels)
     eval_seconds = time.perf_counter() - t_eval
 
     save_model(run_dir / "model.pt", model, cfg, input_shape, data.reference.classes,
@@ -392,9 +403,22 @@ def train_model(
                                     augment=random_crop_flip if cfg.augment else None, part=part)
         val_source = ArrayBatches(data.val.images, val_t, 512, shuffle=False, drop_last=False,
                                   part=part)
+    elif cfg.triplet_sampling == "class-pairs":
+        # The authors' triplet network: triplets drawn once per split (the validation ones
+        # score the validation loss the same way).
+        train_source = FixedTripletBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                           seed=cfg.seed)
+        val_source = FixedTripletBatches(data.val.images, data.val.labels, cfg.batch_size,
+                                         seed=cfg.seed + 1, shuffle=False)
     else:
-        train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
-                                    augment=random_crop_flip if cfg.augment else None, part=part)
+        if cfg.batch_sampler == "pk":
+            train_source = ClassBalancedBatches(
+                data.train.images, data.train.labels, cfg.batch_size, k=cfg.samples_per_class,
+                augment=random_crop_flip if cfg.augment else None)
+        else:
+            train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                        augment=random_crop_flip if cfg.augment else None,
+                                        part=part)
         # Validation batches as large as training ones: pair losses depend on batch size.
         val_source = ArrayBatches(data.val.images, data.val.labels, cfg.batch_size,
                                   shuffle=True, drop_last=len(data.val) >= cfg.batch_size,
@@ -411,6 +435,10 @@ def train_model(
 
     def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, target = batch
+        if cfg.triplet_sampling == "class-pairs":
+            x = x.contiguous(memory_format=layout) if x.dim() == 4 else x
+            return three_forward_step(net, loss_fn, (x, target),
+                                      lambda: accelerator.autocast(dev, amp))
         with accelerator.autocast(dev, amp):
             emb = net(x.contiguous(memory_format=layout) if x.dim() == 4 else x)
         # Losses in float32 on the whole global batch (a no-op for one float32 process).

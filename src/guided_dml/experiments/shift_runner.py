@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError
 from .config import RunConfig
 from .factory import load_model
 from .run import prepare_data
@@ -16,6 +17,8 @@ def shift_for_run(cfg: RunConfig, run_dir: Path, *, max_test: int | None = 2000)
     The reference is the run's clean training set (train + validation), exactly as in the
     clean evaluation, and the corrupted queries are a fixed stratified test subset.
     """
+    if cfg.split == "classes":
+        raise ConfigError("covariate shift needs the closed-set protocol (--split closed)")
     out = run_dir / SHIFT_FILE
     if out.exists():
         return out

@@ -41,6 +41,7 @@ from pytorch_metric_learning.losses import BaseMetricLossFunction
 from pytorch_metric_learning.miners import BaseMiner
 
 from guided_dml.errors import ConfigError
+from guided_dml.losses.sampling import DistanceWeightedPairMiner
 
 METRIC_LOSSES: dict[str, type[BaseMetricLossFunction]] = {
     "siamese": losses.ContrastiveLoss,
@@ -54,7 +55,11 @@ MINERS: dict[str, type[BaseMiner] | None] = {
     "multisim": miners.MultiSimilarityMiner,  # epsilon=0.1, Wang et al.'s pair mining
     "triplet": miners.TripletMarginMiner,  # margin=0.2, all margin-violating triplets
     "semihard": miners.TripletMarginMiner,  # with type_of_triplets="semihard" (FaceNet)
+    # Wu et al. 2017 as the MDR authors sample: one negative per ordered positive pair.
+    "distance-weighted": DistanceWeightedPairMiner,
 }
+#: How a loss averages its terms: PML's default reducer, or a plain mean over all of them.
+REDUCERS = ("default", "mean")
 
 
 def _distance_kwargs(normalize_embeddings: bool | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +115,9 @@ def build_miner(
     miner_cls = MINERS[name]
     if miner_cls is None:
         return None
-    kwargs = {**miner_kwargs, **_distance_kwargs(normalize_embeddings, miner_kwargs)}
+    kwargs = dict(miner_kwargs)
+    if name != "distance-weighted":  # it measures on an L2-normalised copy, whatever the loss
+        kwargs.update(_distance_kwargs(normalize_embeddings, miner_kwargs))
     if name == "semihard":
         kwargs.setdefault("type_of_triplets", "semihard")
     try:

@@ -143,13 +143,18 @@ def mean_distance_normalize(embeddings: Tensor) -> Tensor:
     pairwise distance is 1. Batches of fewer than 2 samples, or collapsed batches (mean
     distance 0), are returned unchanged instead of divided by zero.
     """
-    b = embeddings.shape[0]
-    if b < 2:
+    if embeddings.shape[0] < 2:
         return embeddings
+    return embeddings / _mean_distance_scale(embeddings)
+
+
+def _mean_distance_scale(embeddings: Tensor) -> Tensor:
+    """``mean_{i≠j} ‖e_i − e_j‖₂`` of a batch of at least 2 (scalar, not detached); 1 when the
+    batch has collapsed (mean distance 0)."""
+    b = embeddings.shape[0]
     mean_d = pairwise_euclidean(embeddings).sum() / (b * (b - 1))  # the diagonal is 0
     # where (not an `if`) keeps the check on the device and the gradient through mean_d.
-    scale = torch.where(mean_d > _TINY, mean_d, torch.ones_like(mean_d))
-    return embeddings / scale
+    return torch.where(mean_d > _TINY, mean_d, torch.ones_like(mean_d))
 
 
 class WithMDR(nn.Module):
@@ -173,8 +178,20 @@ class WithMDR(nn.Module):
             z-score is scale-free, so MDR itself does not need the rescaling.
         mdr: the regulariser, if not the default :class:`MultiLevelDistanceRegularizer`.
 
+        miner: a PML miner, called on the same rescaled ``e`` as the loss
+            (``base_loss(e, labels, miner(e, labels))``): mining on the raw output would pick
+            pairs by distances on another scale than the one the loss and its margin see.
+        momentum: weight of the old value in the running mean distance (below).
+
     Only ``embeddings`` is rescaled; the levels (and any learnable parameters of the base loss)
     are parameters of this module, so give ``WithMDR.parameters()`` to the optimiser.
+
+    Eval mode: the MDR authors rescale in training only (their ``Embedding`` returns the raw
+    output in ``eval()``, and retrieval is unchanged by a global scale). A validation *loss*
+    still needs the training objective's scale, so in eval mode ``e`` is divided by the running
+    mean (momentum 0.9, like MDR's own statistics) of the training batches' mean distance,
+    buffer ``running_scale``, instead of by the validation batch's own: the validation loss then
+    measures the model, not how the validation batch happens to be spread.
 
     Examples:
         >>> from pytorch_metric_learning.losses import TripletMarginLoss
@@ -189,6 +206,8 @@ class WithMDR(nn.Module):
         lam: float,
         normalize_by_mean_distance: bool = True,
         mdr: MultiLevelDistanceRegularizer | None = None,
+        miner: Callable[..., Any] | None = None,
+        momentum: float = 0.9,
     ) -> None:
         super().__init__()
         if lam < 0:
@@ -202,12 +221,41 @@ class WithMDR(nn.Module):
         self.lam = lam
         self.normalize_by_mean_distance = normalize_by_mean_distance
         self.mdr = mdr if mdr is not None else MultiLevelDistanceRegularizer()
+        self.miner = miner
+        self.momentum = momentum
+        self.register_buffer("running_scale", torch.ones(()))
+        self.register_buffer("scale_initialized", torch.tensor(False))
+
+    running_scale: Tensor
+    scale_initialized: Tensor
+
+    def _rescale(self, embeddings: Tensor) -> Tensor:
+        if not self.normalize_by_mean_distance:
+            return embeddings
+        if self.training or not bool(self.scale_initialized):
+            if embeddings.shape[0] < 2:
+                return embeddings
+            scale = _mean_distance_scale(embeddings)
+            if self.training:
+                with torch.no_grad():
+                    value = scale.detach().to(self.running_scale.dtype)
+                    if bool(self.scale_initialized):
+                        self.running_scale.mul_(self.momentum).add_(value, alpha=1 - self.momentum)
+                    else:
+                        self.running_scale.copy_(value)
+                        self.scale_initialized.fill_(True)
+            return embeddings / scale
+        return embeddings / self.running_scale.clamp_min(_TINY)
 
     def forward(self, embeddings: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         """``embeddings (B, D)`` plus the base loss's other arguments ``->`` scalar."""
-        e = mean_distance_normalize(embeddings) if self.normalize_by_mean_distance else embeddings
-        base = self.base_loss(e, *args, **kwargs)
+        e = self._rescale(embeddings)
+        if self.miner is not None:
+            base = self.base_loss(e, *args, self.miner(e, *args), **kwargs)
+        else:
+            base = self.base_loss(e, *args, **kwargs)
         return base + self.lam * self.mdr.distance_loss(e) + self.mdr.level_penalty()
 
     def extra_repr(self) -> str:
-        return f"lam={self.lam}, normalize_by_mean_distance={self.normalize_by_mean_distance}"
+        return (f"lam={self.lam}, normalize_by_mean_distance={self.normalize_by_mean_distance}, "
+                f"miner={type(self.miner).__name__ if self.miner is not None else None}")

@@ -145,3 +145,63 @@ class ArrayBatches:
                 else:
                     x = self.augment(x, generator)
             yield x, y
+
+
+@dataclass
+class ClassBalancedBatches:
+    """P × K batches: ``batch_size // k`` classes per batch, ``k`` samples of each.
+
+    The sampler of the MDR authors' ``metric/batchsampler.py`` (and of most of the field since
+    Hermans et al. 2017): every epoch the classes are visited in a random order, each gives ``k``
+    samples drawn without replacement from those it has not yet given this epoch (all of them
+    again once it runs out), until the batch holds ``batch_size`` samples. ``len(self)`` is
+    ``N // batch_size`` batches, one epoch's worth of samples. A class with fewer than ``k``
+    samples gives what it has. One process only (``part`` is not supported).
+    """
+
+    images: torch.Tensor  # (N, C, H, W) uint8 or (N, F) float
+    labels: torch.Tensor  # (N,) int64
+    batch_size: int
+    k: int = 4
+    augment: Callable[..., torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.labels):
+            raise DataError(f"{len(self.images)} inputs but {len(self.labels)} labels")
+        if not 1 <= self.k <= self.batch_size:
+            raise DataError(f"--samples-per-class {self.k} must lie in 1..batch size "
+                            f"({self.batch_size})")
+        self.classes = torch.unique(self.labels)
+        if len(self.classes) * self.k < self.batch_size // 2:
+            raise DataError(f"{len(self.classes)} classes x {self.k} samples cannot fill a batch "
+                            f"of {self.batch_size}: lower --batch-size or raise "
+                            "--samples-per-class")
+        self.members = [(self.labels == c).nonzero().flatten() for c in self.classes.tolist()]
+
+    def __len__(self) -> int:
+        return max(1, len(self.labels) // self.batch_size)
+
+    def __call__(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        queues = [m[torch.randperm(len(m), generator=generator)] for m in self.members]
+        pos = [0] * len(queues)
+        order: list[int] = []
+        for _ in range(len(self)):
+            idx: list[torch.Tensor] = []
+            filled = 0
+            while filled < self.batch_size:
+                if not order:  # a fresh random class order whenever the last one is used up
+                    order = torch.randperm(len(queues), generator=generator).tolist()
+                c = order.pop()
+                if pos[c] + self.k > len(queues[c]):  # this class ran out: reshuffle it
+                    queues[c] = self.members[c][torch.randperm(len(self.members[c]),
+                                                               generator=generator)]
+                    pos[c] = 0
+                take = queues[c][pos[c] : pos[c] + min(self.k, self.batch_size - filled)]
+                pos[c] += len(take)
+                idx.append(take)
+                filled += len(take)
+            sel = torch.cat(idx)
+            x = to_unit_float(self.images.index_select(0, sel))
+            if self.augment is not None:
+                x = self.augment(x, generator)
+            yield x, self.labels.index_select(0, sel)

@@ -49,7 +49,8 @@ BatchSource = Callable[[torch.Generator], Iterator[Batch]]
 Step = Callable[[Batch], torch.Tensor]
 
 
-SCHEDULES = ("plateau", "cosine")
+SCHEDULES = ("plateau", "cosine", "step")
+OPTIMIZERS = ("sgd", "adam")
 PLATEAU_ON = ("criterion", "train_loss")
 LOSS_OPTIMIZERS = ("shared", "adam")
 
@@ -68,9 +69,15 @@ class OptimConfig:
     # coordinate: on a 2-D regression head with large gradients it changes the direction of
     # the step, on a normalised loss with small gradients it never binds (issue 13).
     clip_norm: float | None = None
+    # "sgd" (momentum, nesterov apply) or "adam" (MDR's recipe: Adam with coupled L2 weight
+    # decay on every parameter, as its authors' torch.optim.Adam(weight_decay=...)).
+    optimizer: str = "sgd"
     # "plateau": ReduceLROnPlateau (``plateau_factor`` None: constant learning rate);
-    # "cosine": per-step cosine annealing from ``lr`` to 0 over all epochs.
+    # "cosine": per-step cosine annealing from ``lr`` to 0 over all epochs;
+    # "step": ×``step_gamma`` at each epoch of ``step_milestones`` (MultiStepLR; MDR's recipe).
     schedule: str = "plateau"
+    step_milestones: tuple[int, ...] = ()
+    step_gamma: float = 0.1
     plateau_factor: float | None = 0.5
     plateau_patience: int = 1
     # What the plateau schedule watches: the selection criterion (validation score or loss)
@@ -78,6 +85,9 @@ class OptimConfig:
     plateau_on: str = "criterion"
     warmup_epochs: float = 0.0  # cosine only: linear warm-up from lr / 100, per step
     early_stop_patience: int | None = None  # None: run all epochs
+    # BatchNorm layers stay in eval mode while training (running statistics frozen, affine
+    # parameters still learnt): MDR's recipe for a pretrained backbone and small batches.
+    freeze_bn: bool = False
     select_best: bool = True  # restore the best epoch on the criterion (False: keep the last)
     # Parameters of the loss (MDR levels, margin beta): "shared" puts them in the model's SGD
     # (without weight decay, clipped with it); "adam" gives them an Adam of their own, never
@@ -89,7 +99,8 @@ class OptimConfig:
     def __post_init__(self) -> None:
         for name, value, choices in (("schedule", self.schedule, SCHEDULES),
                                      ("plateau_on", self.plateau_on, PLATEAU_ON),
-                                     ("loss_optimizer", self.loss_optimizer, LOSS_OPTIMIZERS)):
+                                     ("loss_optimizer", self.loss_optimizer, LOSS_OPTIMIZERS),
+                                     ("optimizer", self.optimizer, OPTIMIZERS)):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         if self.warmup_epochs and self.schedule != "cosine":
@@ -191,10 +202,14 @@ class Trainer:
             groups.append({"params": loss_params, "weight_decay": 0.0})
         # What clipping acts on: the model's SGD groups (a separate loss optimiser is not clipped).
         self.params = [p for g in groups for p in g["params"]]
-        self.optimizer = torch.optim.SGD(
-            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-            nesterov=config.nesterov,
-        )
+        if config.optimizer == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                groups, lr=config.lr, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(
+                groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                nesterov=config.nesterov,
+            )
         self._optimizers = [o for o in (self.optimizer, self.loss_optimizer) if o is not None]
         for opt in self._optimizers:
             for g in opt.param_groups:
@@ -287,6 +302,10 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> float:
         self.model.train()
+        if self.config.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         self.loss_fn.train()
         total, count = 0.0, 0
         batches: Iterable[Batch] = self.train_batches(_generator(self.seed, epoch))
@@ -344,9 +363,13 @@ class Trainer:
             span = max(cfg.epochs - cfg.warmup_epochs, 1e-12)
             progress = min(max(t - cfg.warmup_epochs, 0.0) / span, 1.0)
             factor = warm * 0.5 * (1.0 + math.cos(math.pi * progress))
-            for opt in self._optimizers:
-                for g in opt.param_groups:
-                    g["lr"] = g["base_lr"] * factor
+        elif cfg.schedule == "step":  # a pure function of the epoch, like MultiStepLR's
+            factor = cfg.step_gamma ** sum(1 for m in cfg.step_milestones if epoch >= m)
+        else:
+            return
+        for opt in self._optimizers:
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * factor
 
     @torch.no_grad()
     def validate(self) -> float:

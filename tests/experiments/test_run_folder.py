@@ -197,3 +197,14 @@ def test_a_fault_at_every_write_of_a_run_leaves_whole_files(tmp_path, monkeypatc
                 "student.ckpt", "model.pt", "embeddings.npz", "embedding.png", "curves.png",
                 "metrics.json"}
     assert set(faulted) == expected
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "\x00garbage"], ids=["list", "garbage"])
+def test_the_report_skips_a_damaged_metrics_file_with_a_note(tmp_path, content):
+    from guided_dml.experiments.report import collect_runs
+
+    run = tmp_path / "runs" / "digits" / "triplet" / "seed-0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(content)
+    with pytest.warns(UserWarning, match=r"metrics\.json is damaged .*delete that file to recompute"):
+        assert collect_runs(tmp_path) == []

@@ -76,7 +76,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert (folder / "thesis.tex").read_text() == "precious"
 
 
-def test_overwrite_removes_only_what_the_manifest_lists(finished, tmp_path):
+def test_overwrite_removes_only_what_the_manifest_lists(finished, tmp_path, capsys):
     run = _copy(finished, tmp_path)
     manifest = json.loads((run / MANIFEST).read_text())
     assert set(manifest["files"]) == set(RUN_FILES)
@@ -87,6 +87,7 @@ def test_overwrite_removes_only_what_the_manifest_lists(finished, tmp_path):
     old = (run / "metrics.json").read_bytes()
     assert main(["train", "--dataset", "digits", *SMOKE, "--out", str(run), "--lr", "0.05",
                  "--overwrite"]) == 0
+    assert "note: --overwrite kept what is not the run's own" in capsys.readouterr().err
     assert (run / "notes.txt").read_text() == "mine"
     assert (run / "extra" / "model.pt").read_text() == "also mine"
     assert (run / "metrics.json").read_bytes() != old

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,8 @@ def _check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool)
         left = clear_run_folder(run_dir)
         if left:
             shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
-            log.warning("--overwrite kept what is not the run's own in %s: %s", run_dir, shown)
+            warnings.warn(f"--overwrite kept what is not the run's own in {run_dir}: {shown}",
+                          stacklevel=2)  # a note on the command line
         return
     if not is_run_folder(run_dir):
         raise ConfigError(

@@ -202,7 +202,8 @@ class RunConfig:
                                            or self.triplet_sampling != "batch"):
             raise ConfigError("--batch-sampler pk is for the metric-learning baselines on one "
                               "process (G-DML's student regresses targets, not pairs)")
-        if not 1 <= self.samples_per_class <= self.batch_size:
+        # Only P×K batches draw K samples per class: a random batch of 2 is fine with K = 4.
+        if self.batch_sampler == "pk" and not 1 <= self.samples_per_class <= self.batch_size:
             raise ConfigError("--samples-per-class must lie between 1 and --batch-size")
         self.step_milestones = tuple(int(m) for m in self.step_milestones)
         if self.schedule == "step" and (not self.step_milestones or not 0 < self.step_gamma < 1

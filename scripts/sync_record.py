@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 from pathlib import Path
 
 from guided_dml.experiments.report import write_report
@@ -62,8 +61,7 @@ def main() -> int:
         if (src / name).is_file():
             save_bytes((src / name).read_bytes(), dst / name)
     for png in sorted(p for p in written.values() if p.suffix == ".png"):
-        shutil.copyfile(png, dst / (png.name + ".tmp"))
-        (dst / (png.name + ".tmp")).replace(dst / png.name)
+        save_bytes(png.read_bytes(), dst / png.name)  # the one atomic writer
     n_runs = max(0, len((src / "runs.csv").read_text().splitlines()) - 1)
     if args.doc:
         doc = Path(args.doc)

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from guided_dml.atomic import write_figure
 from guided_dml.errors import GdmlError
 from guided_dml.experiments.config import resolve_config
 from guided_dml.experiments.run import prepare_data, train_model
@@ -144,10 +145,8 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize=6, loc="lower right")
     axes[0][0].set_ylabel("validation score")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
+    write_figure(path, fig, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main() -> None:

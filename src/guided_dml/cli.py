@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .errors import DataError, GdmlError
+from .validation import Rule, arg_type
 
 # Idle OpenMP threads sleep instead of spinning. Set before torch loads its OpenMP runtime (this
 # module imports no torch; commands import it lazily). Measured on 2 cores shared with another
@@ -35,7 +37,7 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--clip-norm", float, "clip the global gradient norm"),
     ("--optimizer", str, "sgd | adam (MDR's recipe)"),
     ("--schedule", str, "learning-rate schedule: plateau | cosine (per step) | step"),
-    ("--step-milestones", lambda v: tuple(int(x) for x in v.split(",") if x.strip()),
+    ("--step-milestones", arg_type(Rule(tuple, item=int)),
      "schedule step: epochs where the lr is multiplied by --step-gamma, e.g. 40,60,80"),
     ("--step-gamma", float, "schedule step: factor at each milestone (MDR: 0.2)"),
     ("--batch-sampler", str, "random | pk (batch-size/K classes x K samples; MDR's recipe)"),
@@ -78,13 +80,29 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
 ]
 
 
-def _bool_flag(value: str) -> bool:
-    v = value.lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {value!r}")
+# Flags parse their text strictly (validation.arg_type: "2.5" is not an integer); the ranges of
+# the RunConfig settings are checked by resolve_config, with the same rules as config files.
+_bool_flag = arg_type(Rule(bool))
+_int = arg_type(Rule(int))
+_float = arg_type(Rule(float))
+_count = arg_type(Rule(int, low=1))  # flags of the commands themselves: --workers, --k, ...
+_TYPES: dict[Callable[[str], Any], Callable[[str], Any]] = {int: _int, float: _float, str: str}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line: what is wrong, and where the help is.
+
+    argparse prints the whole usage (~20 lines for ``train``) before the one line that matters.
+    """
+
+    def error(self, message: str) -> Any:
+        command = self.prog.partition(" ")[2]  # "gdml train" -> "train"
+        where = f"{command}: " if command else ""
+        raise _UsageError(f"gdml: error: {where}{_one_line(message)} (see {self.prog} --help)")
+
+
+class _UsageError(Exception):
+    """A command line argparse cannot parse; main() prints it and returns 2 (no SystemExit)."""
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -92,7 +110,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="paper | cpu | smoke (default: cpu)")
     p.add_argument("--config", help="JSON or TOML file of settings (between preset and flags)")
     for flag, typ, help_ in _HYPER_FLAGS:
-        p.add_argument(flag, type=typ, help=help_)
+        p.add_argument(flag, type=_TYPES.get(typ, typ), help=help_)
     p.add_argument("--augment", type=_bool_flag, help="pad-crop + flip augmentation (true/false)")
     p.add_argument("--normalize-embeddings", type=_bool_flag,
                    help="L2-normalise embeddings inside the baseline losses (true/false)")
@@ -114,10 +132,11 @@ def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gdml",
         description="Guided Deep Metric Learning: GEMINI teacher, guided student, DML baselines, MDR.",
     )
+    parser.add_argument("--version", action="version", version=f"gdml (guided-dml) {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -126,13 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gdml | siamese | triplet | margin | multisim (default: gdml)")
     t.add_argument("--dataset", default="digits",
                    help="digits | mnist | fashion-mnist | cifar10 | path of an image folder/archive")
-    t.add_argument("--mdr", type=float, help="add MDR with this λ (e.g. 0.2)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--mdr", type=_float, help="add MDR with this λ (e.g. 0.2)")
+    t.add_argument("--seed", type=_int, default=0)
     t.add_argument("--out", help="run folder (default: runs/DATASET/METHOD/seed-N)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.add_argument("--progress", type=_bool_flag, help="progress bars (default: on a terminal)")
-    t.add_argument("--nproc", type=int,
+    t.add_argument("--nproc", type=_int,
                    help="data-parallel processes on this machine: starts torchrun for you "
                         "(--batch-size stays the global batch)")
     _add_common(t)
@@ -147,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data sets (default: digits)")
     b.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="methods (default: all five)")
-    b.add_argument("--mdr", type=float, help="also run METHOD+mdr with this λ")
+    b.add_argument("--mdr", type=_float, help="also run METHOD+mdr with this λ")
     b.add_argument("--mdr-methods", nargs="+", default=["triplet", "gdml"], metavar="METHOD",
                    help="methods that get an +mdr variant (default: triplet gdml)")
     b.add_argument("--seeds", default="3",
@@ -158,14 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="earlier results (the folder or runs.csv of another benchmark, e.g. "
                         "seeds run on another machine): runs they hold with the same settings "
                         "are not run again, and the report covers both")
-    b.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
+    b.add_argument("--workers", type=_count, default=1, help="runs in parallel processes")
     b.add_argument("--shift", action="store_true", help="also evaluate under covariate shift")
     b.add_argument("--references", action="store_true",
                    help="also score 1-NN on raw pixels and supervised UMAP 2-D (umap-learn) "
                         "into OUT/references.csv")
-    b.add_argument("--shift-max-test", type=int, default=2000,
+    b.add_argument("--shift-max-test", type=_count, default=2000,
                    help="test images per corruption and severity (default: 2000)")
-    b.add_argument("--imbalance-variants", nargs="+", type=float, default=[], metavar="RATIO",
+    b.add_argument("--imbalance-variants", nargs="+", type=arg_type(Rule(float, low=1.0)), default=[],
+                   metavar="RATIO",
                    help="also train on long-tailed copies of each data set (sub-population shift)")
     b.add_argument("--progress", type=_bool_flag, help="progress bars (default: on a terminal)")
     _add_common(b)
@@ -213,7 +233,7 @@ def _add_practitioner_commands(sub: Any) -> None:
     s.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     s.add_argument("queries", nargs="+", metavar="QUERY",
                    help="query images (files, folders, archives) or a .npy array")
-    s.add_argument("--k", type=int, default=10, help="neighbours per query (default: 10)")
+    s.add_argument("--k", type=_count, default=10, help="neighbours per query (default: 10)")
     s.add_argument("--json", action="store_true", help="print JSON for machines")
     s.add_argument("--skip-bad", action="store_true", help=_SKIP_BAD_HELP)
     s.set_defaults(func=cmd_search)
@@ -226,7 +246,7 @@ def _add_practitioner_commands(sub: Any) -> None:
     )
     pl.add_argument("source", metavar="RUN_OR_EMBEDDINGS", help="run folder, or .csv/.npz/.npy file")
     pl.add_argument("--out", help="output path without suffix (default: RUN/map, or beside the file)")
-    pl.add_argument("--max-points", type=int, default=3000,
+    pl.add_argument("--max-points", type=_count, default=3000,
                     help="points in the HTML page, a random subsample (default: 3000)")
     pl.add_argument("--data-dir", help="where a run's data set is, for its thumbnails")
     pl.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -319,7 +339,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .experiments.benchmark import DEFAULT_METHODS, BenchmarkSpec, parse_seeds, run_benchmark
+    from .experiments.benchmark import DEFAULT_METHODS, BenchmarkSpec, parse_seeds, plan, run_benchmark
 
     spec = BenchmarkSpec(
         datasets=args.datasets,
@@ -338,6 +358,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         progress=args.progress,
         include=args.include,
     )
+    plan(spec)  # every setting of every run checked before anything is computed or written
     if args.references:
         from .experiments.references import run_references
 
@@ -376,8 +397,18 @@ def _print_report(paths: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a closed or foreign stream
+                pass
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` relaunches them
     # SIGTERM (kill, job schedulers) stops like Ctrl-C: runs keep their finished epochs and a
     # parallel benchmark takes its worker processes down with it.

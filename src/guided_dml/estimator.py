@@ -18,13 +18,14 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .atomic import write_torch
 from .data import ArrayDataset
 from .data.arrays import as_model_input, check_input_shape, encode_labels
 from .errors import ConfigError, TrainingError
 from .experiments.config import RunConfig, resolve_config
 from .experiments.factory import load_model, model_blob
 from .experiments.run import prepare_data, train_model, val_scorable
-from .outputs import check_output, write_file
+from .outputs import check_output
 from .training import embed
 from .training.accelerator import resolve_device
 
@@ -142,7 +143,8 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     def run_config(self, input_shape: tuple[int, ...]) -> RunConfig:
         """The resolved :class:`RunConfig` that ``fit`` uses for samples of ``input_shape``."""
         options = dict(self.options or {})
-        for reserved in ("method", "mdr", "embedding_dim", "seed", "preset", "dataset", "device"):
+        for reserved in ("method", "mdr", "embedding_dim", "seed", "preset", "dataset", "device",
+                         "progress", "backbone"):  # progress: `verbose`
             if reserved in options:
                 raise ConfigError(f"options[{reserved!r}]: set it with the estimator's own parameter")
         explicit = {
@@ -161,7 +163,11 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         overrides.update({k: v for k, v in explicit.items() if v is not None})
         overrides.update(method=self.method, mdr=self.mdr, seed=self.seed, preset=self.preset,
                          dataset=_DATASET, device=self.device, progress=bool(self.verbose))
-        return resolve_config(overrides)
+        # An error names what the user set: a parameter (`seed: expected ...`), or options[...].
+        params = {k for k, v in explicit.items() if v is not None and k != "backbone"}
+        params |= {"method", "mdr", "seed", "preset", "device"}
+        return resolve_config(overrides, name_of=lambda k: (
+            "n_components" if k == "embedding_dim" else k) if k in params else f"options[{k!r}]")
 
     # ------------------------------------------------------------------ scikit-learn API
     def fit(self, X: Any, y: Any) -> GuidedEmbedder:
@@ -264,7 +270,7 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         }
         blob = model_blob(self.model_, RunConfig(**self.config_), self.input_shape_,
                           [str(c) for c in self.classes_], reference=reference, extra=extra)
-        write_file(target, lambda f: torch.save(blob, f))
+        write_torch(target, blob)  # serialised in memory first: a full disk gives one line
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GuidedEmbedder:

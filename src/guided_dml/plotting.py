@@ -5,7 +5,6 @@ Plotting reads arrays and files only; it never imports training code.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: CI and servers have no display
 import matplotlib.pyplot as plt
 import numpy as np
+
+from .atomic import figure_bytes, write_figure
 
 
 def to_2d(embeddings: np.ndarray) -> np.ndarray:
@@ -89,11 +90,10 @@ def plot_embedding(
 ) -> Path:
     """One 2-D map coloured by class with a legend of class names, saved as PNG."""
     fig = _embedding_figure(embeddings, labels, classes, title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return write_figure(path, fig)  # atomic: Ctrl-C or a full disk never leaves half a PNG
+    finally:
+        plt.close(fig)
 
 
 def embedding_png(
@@ -101,10 +101,10 @@ def embedding_png(
 ) -> bytes:
     """The figure of :func:`plot_embedding` as PNG bytes, for callers that write files atomically."""
     fig = _embedding_figure(embeddings, labels, classes, title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    try:
+        return figure_bytes(fig)
+    finally:
+        plt.close(fig)
 
 
 def plot_history(history: Sequence[dict], path: str | Path, title: str | None = None) -> Path:
@@ -133,7 +133,7 @@ def plot_history(history: Sequence[dict], path: str | Path, title: str | None = 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return write_figure(path, fig)
+    finally:
+        plt.close(fig)

@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from guided_dml import atomic
 from guided_dml.experiments.factory import load_model
-from guided_dml.training import checkpoint, embed
+from guided_dml.training import embed
 
 
 def test_folder_to_csv_with_names_and_folder_labels(gdml, run_dir, photos, tmp_path):
@@ -149,7 +150,7 @@ def test_full_disk_leaves_no_partial_file(gdml, error, run_dir, query, tmp_path,
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     for name in ("e.npy", "e.csv"):

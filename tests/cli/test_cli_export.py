@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from guided_dml import atomic
 from guided_dml.experiments import export as export_mod
 from guided_dml.experiments.factory import load_model
-from guided_dml.training import checkpoint
 
 
 def _probe(shape: tuple[int, ...], n: int = 5) -> torch.Tensor:
@@ -115,13 +115,13 @@ def test_bad_model_format_and_full_disk(gdml, error, run_dir, tmp_path, monkeypa
     error(gdml("export", tmp_path / "none"), "no model at")
     (tmp_path / "junk.pt").write_bytes(b"\x80\x04junk")
     error(gdml("export", tmp_path / "junk.pt"), "not a readable guided-dml model")
-    with pytest.raises(SystemExit):  # argparse: an unknown --format is a usage error (status 2)
-        gdml("export", run_dir, "--format", "pickle")
+    # argparse: an unknown --format is a usage error, one line and status 2 like the others
+    error(gdml("export", run_dir, "--format", "pickle"), "--format: invalid choice: 'pickle'")
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     error(gdml("export", run_dir, "--out", out_dir / "m.pt"), "no space left")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from guided_dml import atomic
 from guided_dml.interactive import embedding_html, thumbnail_uri
-from guided_dml.training import checkpoint
 
 
 def page_data(html: str) -> dict:
@@ -130,7 +130,7 @@ def test_full_disk_leaves_neither_file(gdml, error, tmp_path, monkeypatch):
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
     error(gdml("plot", tmp_path / "e.npy"), "no space left")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.npy"]
 

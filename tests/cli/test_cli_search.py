@@ -91,7 +91,7 @@ def test_estimator_model_lists_training_indices(gdml, tmp_path):
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        pytest.param(lambda d, q: ["--k", "0", q], ["--k must be at least 1"], id="k-zero"),
+        pytest.param(lambda d, q: ["--k", "0", q], ["--k: expected an integer >= 1"], id="k-zero"),
         pytest.param(lambda d, q: [d / "nope.png"], ["does not exist"], id="missing-query"),
         pytest.param(lambda d, q: [_broken(d)], ["could be read", "broken.png"], id="corrupt-query"),
         pytest.param(lambda d, q: [_npy(d, np.full((1, 16, 16), np.nan, np.float32))], ["NaN"],

@@ -38,7 +38,7 @@ def test_bad_photo_folders(gdml, error, photos, tmp_path, make, fragments):
     assert not (out / "model.pt").exists()
     # After fixing the data, the same command starts afresh (no "unfinished run" in the way).
     if out.exists():
-        assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+        assert sorted(p.name for p in out.iterdir()) == [".gdml-run.json", "config.json"]
 
 
 def test_a_failed_start_does_not_block_the_next_one(gdml, error, photos, tmp_path):

@@ -128,7 +128,7 @@ def test_resumed_two_process_run_equals_the_uninterrupted_one(runs):
 def test_only_rank_zero_writes_the_run_folder(runs):
     run = runs["multisim2"]
     names = sorted(p.name for p in run.iterdir())
-    assert names == ["config.json", "curves.png", "embedding.png", "embeddings.npz",
+    assert names == [".gdml-run.json", "config.json", "curves.png", "embedding.png", "embeddings.npz",
                      "history.jsonl", "metrics.json", "model.pt"]
     # One line per epoch: a second writer would have duplicated them.
     assert [h["epoch"] for h in _history(run)] == [1, 2, 3]

@@ -8,9 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from guided_dml import GuidedEmbedder
+from guided_dml import GuidedEmbedder, atomic
 from guided_dml.errors import ConfigError, DataError, GdmlError, OutputError
-from guided_dml.training import checkpoint
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -74,7 +73,7 @@ def test_string_labels_are_fine_and_column_vectors_too(images, fast):
     [
         ({"method": "nope"}, "unknown method 'nope'"),
         ({"preset": "fast"}, "unknown preset 'fast'"),
-        ({"n_components": 0}, "at least 1"),
+        ({"n_components": 0}, "n_components: expected an integer >= 1"),
         ({"backbone": "vgg"}, "unknown backbone 'vgg'"),
         ({"options": {"no_such": 1}}, "unknown setting"),
         ({"options": {"seed": 3}}, "estimator's own parameter"),
@@ -157,7 +156,7 @@ def test_save_on_a_full_disk_leaves_nothing(fitted, tmp_path, monkeypatch):
     def full(fd: int) -> None:  # the data are written; flushing them to the disk fails
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     with pytest.raises(OutputError, match="no space left") as exc:
         est.save(tmp_path / "model.pt")
     _one_line(exc)

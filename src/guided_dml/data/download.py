@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
+from guided_dml.atomic import write_atomic
 from guided_dml.errors import DataError
 
 # Module-level so that tests (and users behind a proxy) can swap the opener.
@@ -103,53 +103,69 @@ def download_url(
         DataError: the download failed or the checksum does not match.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    digest = hashlib.md5(usedforsecurity=False)
+    # The server first: a download that cannot start creates nothing, not even the folder.
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urlopen(url, timeout=timeout)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DataError(
-                    f"could not download {url} ({reason}); download it by hand and save it as {dest}"
-                ) from exc
-            with response:
-                length = response.headers.get("Content-Length") if response.headers else None
-                total = int(length) if length and length.isdigit() else None
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=dest.name,
-                    disable=None if progress else True,  # None: only on a terminal
-                ) as bar:
-                    while True:
-                        try:
-                            block = response.read(_CHUNK)
-                        except OSError as exc:
-                            raise DataError(
-                                f"download of {url} broke off ({exc}); retry, or download it by "
-                                f"hand and save it as {dest}"
-                            ) from exc
-                        if not block:
-                            break
-                        out.write(block)
-                        digest.update(block)
-                        bar.update(len(block))
+        response = urlopen(url, timeout=timeout)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(
+            f"could not download {url} ({reason}); download it by hand and save it as {dest}"
+        ) from exc
+    created = _missing_parents(dest)
+
+    def stream(out: BinaryIO) -> None:
+        digest = hashlib.md5(usedforsecurity=False)
+        length = response.headers.get("Content-Length") if response.headers else None
+        total = int(length) if length and length.isdigit() else None
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=dest.name,
+            disable=None if progress else True,  # None: only on a terminal
+        ) as bar:
+            while True:
+                try:
+                    block = response.read(_CHUNK)
+                except OSError as exc:
+                    raise DataError(
+                        f"download of {url} broke off ({exc}); retry, or download it by "
+                        f"hand and save it as {dest}"
+                    ) from exc
+                if not block:
+                    break
+                out.write(block)
+                digest.update(block)
+                bar.update(len(block))
         got = digest.hexdigest()
         if md5 is not None and got != md5.lower():
             raise DataError(
                 f"checksum mismatch for {url}: md5 {got}, expected {md5}; the download is "
                 f"corrupt or the server changed it, retry or place a verified copy at {dest}"
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    try:
+        with response:
+            write_atomic(dest, stream)  # verified before the rename: never half a file
+    except BaseException:
+        for folder in created:  # deepest first; only the empty folders this call created
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     return dest
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, deepest first."""
+    out = []
+    for parent in path.parents:
+        if parent.exists():
+            break
+        out.append(parent)
+    return out
 
 
 def missing_files_message(dataset: str, folder: Path, files: Sequence[RemoteFile]) -> str:

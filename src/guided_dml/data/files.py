@@ -90,7 +90,7 @@ def list_image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[ImageFile
         if not path.exists():
             raise DataError(f"{shown} does not exist; check the path")
         if path.is_dir():
-            entries = _list_folder(path)
+            entries = _list_folder(path, on_loop="skip")  # a loop: its files once, with a note
             if not entries:
                 raise DataError(
                     f"no images found in folder {shown} (looked for {', '.join(_common_suffixes())} "

@@ -18,7 +18,6 @@ import os
 import re
 import sys
 import tarfile
-import tempfile
 import warnings
 import zipfile
 from collections import Counter
@@ -34,6 +33,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from guided_dml.atomic import write_atomic
 from guided_dml.data.base import ArrayDataset
 from guided_dml.data.paths import decoded_cache_dir
 from guided_dml.data.splits import stratified_split
@@ -218,11 +218,39 @@ def _wanted(parts: tuple[str, ...], suffixes: set[str]) -> bool:
     return PurePosixPath(parts[-1]).suffix.lower() in suffixes
 
 
-def _list_folder(root: Path) -> list[_Entry]:
-    suffixes = _image_suffixes()
-    entries = []
+def walk_folder(root: Path, on_loop: Literal["error", "skip"] = "error"):
+    """``os.walk(root, followlinks=True)``, sorted, that never follows a symlink back into a
+    folder it is already inside (a loop would list the same files until the OS gives up with
+    ELOOP). ``on_loop``: "error" raises a DataError naming the link, "skip" leaves it out with
+    a warning (a note on the command line).
+
+    One walker for listing the images and for the cache fingerprint, so both see the same files.
+    """
+    real_root = os.path.realpath(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
+        here = os.path.realpath(dirpath)
+        keep = []
+        for d in dirnames:
+            target = os.path.realpath(os.path.join(dirpath, d))
+            if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+                link = os.path.relpath(os.path.join(dirpath, d), root)
+                back = os.path.relpath(target, real_root) if target.startswith(real_root) else target
+                msg = (f"{root} holds a symlink loop: {link} points back to {back}, a folder it "
+                       "is in")
+                if on_loop == "error":
+                    raise DataError(f"{msg}; remove that link, or give a folder without it")
+                warnings.warn(f"{msg}; skipped it (its files are listed once)", stacklevel=2)
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        yield dirpath, dirnames, sorted(filenames)
+
+
+def _list_folder(root: Path, on_loop: Literal["error", "skip"] = "error") -> list[_Entry]:
+    suffixes = _image_suffixes()
+    entries = []
+    for dirpath, _dirnames, filenames in walk_folder(root, on_loop):
         rel_dir = Path(dirpath).relative_to(root).parts
         for fname in filenames:
             parts = (*rel_dir, fname)
@@ -257,12 +285,14 @@ def _fingerprint(path: Path, is_archive: bool) -> str:
         st = path.stat()
         return f"{st.st_size}:{st.st_mtime_ns}"
     digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
-        dirnames.sort()
-        for fname in sorted(filenames):
+    for dirpath, _dirnames, filenames in walk_folder(path):
+        for fname in filenames:
             full = os.path.join(dirpath, fname)
             st = os.stat(full)
-            digest.update(f"{os.path.relpath(full, path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            # os.fsencode: file names that are not UTF-8 (held as surrogates) hash as their
+            # bytes; UTF-8 names give the same bytes as before, so existing caches stay valid.
+            digest.update(os.fsencode(os.path.relpath(full, path)))
+            digest.update(f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -377,22 +407,9 @@ def _write_cache(
         if paths is not None:
             arrays[f"paths__{split}"] = paths
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=file.name + ".", suffix=".tmp", dir=file.parent)
-    except OSError as exc:
-        warnings.warn(
-            f"cannot write decoded cache in {file.parent} ({exc}); the next load decodes again",
-            stacklevel=3,
-        )
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # uncompressed: loading is then a plain read
-        os.replace(tmp, file)
-    except OSError as exc:
-        warnings.warn(f"cannot write decoded cache {file} ({exc}); the next load decodes again", stacklevel=3)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        write_atomic(file, lambda f: np.savez(f, **arrays))  # uncompressed: loading is a plain read
+    except OSError as exc:  # a cache is a convenience: the data are there, only slower next time
+        warnings.warn(f"{exc}; the next load decodes the images again", stacklevel=3)
 
 
 # ----------------------------------------------------------------------------------------------

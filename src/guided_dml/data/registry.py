@@ -104,11 +104,24 @@ def load_dataset(
         loader = DATASETS[key]
         _check_options(key, loader, opts)
         return loader(data_dir=data_dir, download=download, **opts)
+    check_dataset(name_or_path)
+    _check_options(text, load_image_folder, opts)
+    return load_image_folder(Path(text).expanduser(), **opts)
+
+
+def check_dataset(name_or_path: str | os.PathLike[str]) -> None:
+    """Refuse, without loading anything, a name that is neither a built-in data set nor a path
+    that exists: the check that ``gdml train`` and ``gdml benchmark`` make before any work.
+
+    Raises:
+        DataError: unknown name (the message lists the choices) or missing path.
+    """
+    text = os.fspath(name_or_path)
+    if not isinstance(name_or_path, os.PathLike) and _canonical(text) in DATASETS:
+        return
     path = Path(text).expanduser()
     if path.exists():
-        _check_options(text, load_image_folder, opts)
-        data = load_image_folder(path, **opts)
-        return data
+        return
     if isinstance(name_or_path, os.PathLike) or _looks_like_path(text):
         raise DataError(f"no such folder or archive: {path}; check the path")
     raise DataError(

@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..atomic import write_text
 from ..errors import ConfigError, GdmlError
 from .config import METHODS, RunConfig, resolve_config
 
@@ -61,6 +62,10 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
     unknown = [m for m in spec.methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    from ..data.registry import check_dataset
+
+    for ds in spec.datasets:  # before any work: a typo must not cost the other data sets' runs
+        check_dataset(ds)
     seeds = seed_list(spec.seeds)
     threads = max(1, (os.cpu_count() or 1) // max(1, spec.workers))
     variants: list[tuple[str, float]] = [(m, 0.0) for m in spec.methods]
@@ -142,8 +147,7 @@ def _run_one(cfg_dict: dict[str, Any], run_dir: str, shift: bool,
         (Path(run_dir) / "error.txt").unlink(missing_ok=True)
         return {"ok": True, "run_dir": run_dir, "metrics": metrics}
     except (GdmlError, Exception) as e:  # one failed run must not stop the grid
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run_dir) / "error.txt").write_text(traceback.format_exc())
+        write_text(Path(run_dir) / "error.txt", traceback.format_exc())
         return {"ok": False, "run_dir": run_dir, "error": f"{type(e).__name__}: {e}"}
 
 
@@ -187,15 +191,15 @@ def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:
         return
     try:
         old = json.loads(cfg_file.read_text()).get("hash")
-    except ValueError:
+    except (ValueError, AttributeError):  # garbage, or JSON that is not an object
         old = "unreadable"
     if old != cfg.hash():
         stale = run_dir.with_name(f"{run_dir.name}.stale-{old}")
+        n = 1
+        while stale.exists():  # an older stale copy stays too: nothing is deleted here
+            n += 1
+            stale = run_dir.with_name(f"{run_dir.name}.stale-{old}-{n}")
         log.warning("settings changed for %s: moving the old run to %s", run_dir, stale.name)
-        if stale.exists():
-            import shutil
-
-            shutil.rmtree(stale)
         run_dir.rename(stale)
 
 
@@ -241,7 +245,17 @@ def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
             raise
         ex.shutdown(wait=True)
     bar.close()
-    report = _write_report(out, spec.include)
+    try:
+        report = _write_report(out, spec.include)
+    except GdmlError as e:
+        if not failures:
+            raise
+        # Nothing finished, so there is no report: the failures are the news, not its absence.
+        first = failures[0]
+        raise GdmlError(
+            f"{len(failures)} of {len(runs)} run(s) failed and none has finished; the first: "
+            f"{first['error']} (run {first['run_dir']}, traceback in error.txt there)"
+        ) from e
     return {
         "runs": len(runs),
         "skipped": done_before,

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib  # Python 3.11+ (pyproject.toml: requires-python)
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from ..errors import ConfigError
 from ..losses.baselines import MINERS, REDUCERS
 from ..training.trainer import LOSS_OPTIMIZERS, OPTIMIZERS, PLATEAU_ON, SCHEDULES
+from ..validation import Rule, check_all
 
 METHODS = ("gdml", "siamese", "triplet", "margin", "multisim")
 SELECT_ON = ("map@r", "r_precision", "precision@1", "recall@1", "loss", "last")
@@ -153,6 +154,11 @@ class RunConfig:
     nproc: int = 1
 
     def validate(self) -> RunConfig:
+        # Types, finite numbers, ranges and choices of every field (validation.Rule), then the
+        # combinations of fields below.
+        check_all(self.to_dict(), setting_rules(), flag_name)
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("--nesterov needs --momentum > 0 (Nesterov momentum of no momentum)")
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.preset not in PRESETS:
@@ -196,7 +202,8 @@ class RunConfig:
                                            or self.triplet_sampling != "batch"):
             raise ConfigError("--batch-sampler pk is for the metric-learning baselines on one "
                               "process (G-DML's student regresses targets, not pairs)")
-        if not 1 <= self.samples_per_class <= self.batch_size:
+        # Only P×K batches draw K samples per class: a random batch of 2 is fine with K = 4.
+        if self.batch_sampler == "pk" and not 1 <= self.samples_per_class <= self.batch_size:
             raise ConfigError("--samples-per-class must lie between 1 and --batch-size")
         self.step_milestones = tuple(int(m) for m in self.step_milestones)
         if self.schedule == "step" and (not self.step_milestones or not 0 < self.step_gamma < 1
@@ -482,31 +489,142 @@ def _smoke(dataset: str, method: str) -> dict[str, Any]:
 PRESETS = {"paper": _paper, "cpu": _cpu, "cpu-v1": _cpu_v1, "mdr": _mdr, "smoke": _smoke}
 
 
+# --------------------------------------------------------------------------- validation
+# What each setting accepts beyond its type; the type, and whether it may be unset (None), come
+# from the annotation of its RunConfig field. Bounds say what the code can run, not what works
+# well: a momentum of 1 is accepted, a negative one is not.
+_POSITIVE = {"low": 0.0, "low_open": True}
+_NON_NEGATIVE = {"low": 0.0}
+_AT_LEAST_1 = {"low": 1}
+_OPEN_UNIT = {"low": 0.0, "high": 1.0, "low_open": True, "high_open": True}
+
+
+def _limits() -> dict[str, dict[str, Any]]:
+    from ..models.gemini import STREAMS
+    from ..models.registry import BACKBONES
+    from ..models.resnet import STEMS
+
+    return {
+        "method": {"choices": METHODS},
+        "preset": {"choices": tuple(PRESETS)},
+        "seed": {"low": 0, "high": 2**32 - 1},  # NumPy's seed range
+        "mdr": _NON_NEGATIVE,
+        "embedding_dim": _AT_LEAST_1,
+        "backbone": {"choices": tuple(BACKBONES)},
+        "stem": {"choices": STEMS},
+        "epochs": _AT_LEAST_1,
+        "batch_size": _AT_LEAST_1,
+        "lr": _POSITIVE,
+        "momentum": {"low": 0.0, "high": 1.0},
+        "weight_decay": _NON_NEGATIVE,
+        "clip_value": _POSITIVE,
+        "clip_norm": _POSITIVE,
+        "schedule": {"choices": tuple(SCHEDULES)},
+        "optimizer": {"choices": tuple(OPTIMIZERS)},
+        "step_milestones": _AT_LEAST_1,
+        "step_gamma": _OPEN_UNIT,
+        "batch_sampler": {"choices": ("random", "pk")},
+        "samples_per_class": _AT_LEAST_1,
+        "split": {"choices": SPLITS},
+        "reducer": {"choices": tuple(REDUCERS)},
+        "triplet_sampling": {"choices": TRIPLET_SAMPLING},
+        "warmup_epochs": _NON_NEGATIVE,
+        "plateau_factor": _OPEN_UNIT,
+        "plateau_patience": _NON_NEGATIVE,
+        "plateau_on": {"choices": tuple(PLATEAU_ON)},
+        "early_stop_patience": _NON_NEGATIVE,
+        "val_fraction": _OPEN_UNIT,
+        "select_on": {"choices": SELECT_ON},
+        "train_subset": _AT_LEAST_1,
+        "imbalance": {"low": 1.0},
+        "margin": _NON_NEGATIVE,
+        "loss_optimizer": {"choices": tuple(LOSS_OPTIMIZERS)},
+        "loss_lr": _POSITIVE,
+        "loss_weight_decay": _NON_NEGATIVE,
+        "miner": {"choices": tuple(MINERS)},
+        "gemini_epochs": _AT_LEAST_1,
+        "gemini_lr": _POSITIVE,
+        "gemini_beta": _NON_NEGATIVE,
+        "gemini_margin": _NON_NEGATIVE,
+        "gemini_batch": _AT_LEAST_1,
+        "gemini_data": {"choices": ("train", "all")},
+        "gemini_inputs": {"choices": ("standardize", "raw255")},
+        "gemini_stream": {"choices": ("auto", *STREAMS)},
+        "target_scaling": {"choices": ("none", "standardize")},
+        "threads": _AT_LEAST_1,
+        "amp": {"choices": AMP_MODES},
+        "nproc": _AT_LEAST_1,
+    }
+
+
+def setting_rules() -> dict[str, Rule]:
+    """The :class:`~guided_dml.validation.Rule` of every RunConfig field, by name.
+
+    Built on each call (microseconds), not cached: the choices read the registries
+    (``BACKBONES``, ``MINERS``), to which code may add entries at run time.
+    """
+    kinds = {"int": int, "float": float, "str": str, "bool": bool}
+    limits = _limits()
+    rules = {}
+    for f in fields(RunConfig):
+        parts = [p.strip() for p in str(f.type).split("|")]  # "float | None", "tuple[int, ...]"
+        (kind,) = [p for p in parts if p != "None"]
+        if kind.startswith("tuple["):
+            typed = {"kind": tuple, "item": kinds[kind.removeprefix("tuple[").split(",")[0].strip()]}
+        else:
+            typed = {"kind": kinds[kind]}
+        rules[f.name] = Rule(**typed, optional="None" in parts, **limits.get(f.name, {}))
+    return rules
+
+
+def flag_name(key: str) -> str:
+    """How the command line names a setting: ``--batch-size``."""
+    return "--" + key.replace("_", "-")
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON or TOML file of RunConfig fields (dashes or underscores)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        raise ConfigError(f"config file {path}: YAML is not supported; use .json or .toml")
+    kind = "TOML" if suffix == ".toml" else "JSON"
     try:
-        text = path.read_text()
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"cannot parse config file {path}: {e}") from e
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:  # UnicodeDecodeError is a ValueError
+        other = "" if suffix in (".json", ".toml") else " (a config file is .json or .toml)"
+        raise ConfigError(f"cannot parse config file {path} as {kind}{other}: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table/object of settings")
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
 def resolve_config(
-    overrides: dict[str, Any] | None = None, config_file: str | Path | None = None
+    overrides: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    *,
+    name_of: Callable[[str], str] = flag_name,
 ) -> RunConfig:
-    """Code defaults < preset < config file < ``overrides`` (flags; ``None`` values are unset)."""
+    """Code defaults < preset < config file < ``overrides`` (flags; ``None`` values are unset).
+
+    Every value is checked against its rule (:func:`setting_rules`) before anything else, and an
+    error names the setting as its source does: ``name_of(key)`` for ``overrides`` (``--lr``
+    by default), ``'lr' in config file PATH`` for the file's.
+    """
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     from_file = load_config_file(config_file) if config_file else {}
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted((set(from_file) | set(overrides)) - known)
     if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        where = f" in config file {config_file}" if set(unknown) <= set(from_file) else ""
+        raise ConfigError(f"unknown setting(s){where}: {', '.join(unknown)} "
+                          "(the settings are the names of gdml train's flags, with _ or -)")
+    rules = setting_rules()
+    from_file = check_all(from_file, rules, lambda k: f"{k!r} in config file {config_file}")
+    overrides = check_all(overrides, rules, name_of)
     # Preset, data set and method decide which preset values apply, so read them first.
     head = {**from_file, **overrides}
     cfg = RunConfig()

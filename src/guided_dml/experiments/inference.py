@@ -161,7 +161,8 @@ def embed_to_file(
         writer.writerow(["file", "label", *[f"e{j}" for j in range(emb.shape[1])]])
         for name, label, row in zip(inp.names, inp.labels, emb, strict=True):
             writer.writerow([name, label, *[f"{v:.7g}" for v in row]])
-        data = text.getvalue().encode("utf-8")
+        # A file name that is not UTF-8 keeps its bytes, as the file system has them.
+        data = text.getvalue().encode("utf-8", errors="surrogateescape")
     write_bytes(target, data)
     return {"out": str(target), "count": len(emb), "dim": int(emb.shape[1]), "notes": inp.notes}
 

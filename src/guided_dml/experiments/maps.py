@@ -95,7 +95,7 @@ def _from_run(folder: Path, data_dir: str | None) -> MapData:
 
 def _from_csv(path: Path) -> MapData:
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path} ({exc})") from exc

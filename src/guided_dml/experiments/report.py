@@ -51,6 +51,7 @@ import logging
 import math
 import re
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -261,8 +262,13 @@ def collect_runs(out_dir: str | Path) -> list[dict[str, Any]]:
         match = _SEED_DIR.match(run_dir.name)
         try:
             metrics = json.loads(mfile.read_text())
+            if not isinstance(metrics, dict):
+                raise ValueError(f"it holds a {type(metrics).__name__}, not an object")
         except (OSError, ValueError) as err:
-            log.warning("skipping %s: unreadable metrics.json (%s)", run_dir, err)
+            # A warning, so that the command line shows it as a one-line note.
+            why = " ".join(str(err).split())[:100]
+            warnings.warn(f"skipping {run_dir}: its metrics.json is damaged ({why}); delete that "
+                          "file to recompute the run", stacklevel=2)
             continue
         row: dict[str, Any] = dict(metrics)
         row.setdefault("dataset", run_dir.parent.parent.name)

@@ -9,6 +9,7 @@ Run folder layout::
     student.ckpt       the student's per-epoch checkpoint  (deleted when the run finishes)
     model.pt           the selected student, loadable without training data, with the training
                        set's embeddings, labels and file paths (what `gdml search` looks in)
+    .gdml-run.json     the manifest: what the folder may hold (the only files --overwrite removes)
     metrics.json       evaluate() on the test set, training set as reference; written last,
                        so its presence means the run is complete
     embeddings.npz     test embeddings, labels, class names
@@ -21,8 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,9 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..atomic import write_atomic
 from ..data import ArrayDataset, load_dataset, stratified_split
-from ..data.registry import is_builtin
+from ..data.registry import check_dataset, is_builtin
 from ..data.shifts import imbalanced_subset
 from ..data.splits import class_disjoint_classes
 from ..errors import ConfigError, DataError
@@ -53,7 +55,7 @@ from ..training import (
 )
 from ..training import distributed as dist
 from ..training.batches import ClassBalancedBatches
-from ..training.checkpoint import load_torch, save_bytes, save_json, save_torch
+from ..training.checkpoint import load_run_file, save_bytes, save_json, save_torch
 from ..training.class_pair_triplets import FixedTripletBatches, three_forward_step
 from ..training.gemini import teacher_targets
 from ..training.trainer import convergence
@@ -66,6 +68,14 @@ from .factory import (
     save_model,
     student_optim,
     teacher_optim,
+)
+from .run_folder import (
+    MANIFEST,
+    check_inputs_apart,
+    clear_run_folder,
+    is_run_folder,
+    remove_leftovers,
+    write_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -160,25 +170,35 @@ def _json_number(v: Any) -> Any:
 
 
 def _check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix runs: nothing in an existing folder is lost unless the user asks."""
+    """Refuse to mix runs: nothing in an existing folder is lost unless the user asks, and
+    ``overwrite`` removes only what the folder's manifest lists (:mod:`.run_folder`)."""
+    check_inputs_apart(cfg, run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file; give the path of a run folder")
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return
     if overwrite:
-        shutil.rmtree(run_dir)
+        left = clear_run_folder(run_dir)
+        if left:
+            shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+            warnings.warn(f"--overwrite kept what is not the run's own in {run_dir}: {shown}",
+                          stacklevel=2)  # a note on the command line
         return
+    if not is_run_folder(run_dir):
+        raise ConfigError(
+            f"{run_dir} exists and is not a guided-dml run folder; choose another --out"
+        )
+    remove_leftovers(run_dir)  # temporary files of a writer killed by SIGKILL
     cfg_file = run_dir / "config.json"
     if not cfg_file.is_file():
-        raise ConfigError(
-            f"{run_dir} exists and is not a guided-dml run folder; choose another --out "
-            "or pass --overwrite"
-        )
-    old_hash = json.loads(cfg_file.read_text()).get("hash")
+        return  # the manifest alone: a start that stopped before its config was written
+    old_hash = load_run_file(cfg_file).get("hash")
     if old_hash != cfg.hash():
         raise ConfigError(
             f"{run_dir} holds a run with other settings (config hash {old_hash}, now "
             f"{cfg.hash()}); choose another --out or pass --overwrite"
         )
-    if {p.name for p in run_dir.iterdir()} == {"config.json"}:
+    if {p.name for p in run_dir.iterdir()} <= {"config.json", MANIFEST}:
         return  # a start that failed before its first epoch (bad data): nothing to resume or lose
     if not resume and not (run_dir / COMPLETE_MARKER).exists():
         raise ConfigError(
@@ -213,10 +233,14 @@ def run_experiment(
     done = run_dir / COMPLETE_MARKER
 
     def open_run_dir() -> dict[str, Any] | None:
+        if splits is None:
+            check_dataset(cfg.dataset)  # a typo: one line, and no run folder for it
         _check_run_dir(run_dir, cfg, resume, overwrite)
         if done.exists():
-            return json.loads(done.read_text())
+            return load_run_file(done)
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / MANIFEST).exists():
+            write_manifest(run_dir)  # first: from now on the folder is recognisably ours
         save_json({**cfg.to_dict(), "hash": cfg.hash()}, run_dir / "config.json")
         return None
 
@@ -281,13 +305,12 @@ def _evaluate_run(
 
     save_model(run_dir / "model.pt", model, cfg, input_shape, data.reference.classes,
                reference=reference_set(cfg, data.reference, ref_emb))
-    np.savez_compressed(
-        run_dir / "embeddings.tmp.npz",
+    write_atomic(run_dir / "embeddings.npz", lambda f: np.savez_compressed(
+        f,
         test_embeddings=test_emb.numpy(),
         test_labels=data.test.labels.numpy(),
         classes=np.array(data.test.classes),
-    )
-    (run_dir / "embeddings.tmp.npz").replace(run_dir / "embeddings.npz")
+    ))
     plot_embedding(test_emb.numpy(), data.test.labels.numpy(), data.test.classes,
                    run_dir / "embedding.png", title=f"{cfg.method_label} — {cfg.dataset_label} (test)")
     plot_history([{"phase": p, **r} for p, h in phases.items() for r in h],
@@ -510,7 +533,10 @@ def _teacher_phase(
     """Train GEMINI (or reload its finished targets) and return ``(train targets, val targets)``."""
     targets_file = run_dir / "targets.pt" if run_dir is not None else None
     if resume and targets_file is not None and targets_file.exists():
-        saved = load_torch(targets_file)
+        saved = load_run_file(targets_file)
+        if not {"train", "val", "history"} <= set(saved):
+            raise DataError(f"run folder file {targets_file} is damaged (it lacks the teacher's "
+                            "targets); delete that file to recompute it, or pass --overwrite")
         phases["teacher"] = saved["history"]
         return saved["train"], saved["val"]
     torch.manual_seed(cfg.seed)

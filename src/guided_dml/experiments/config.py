@@ -120,7 +120,7 @@ class RunConfig:
     reducer: str = "default"
     # Triplet: "batch" (every triplet of a random image batch, PML) or "class-pairs" (the G-DML
     # authors' Triplet-Network: B triplets per ordered class pair drawn once, three forwards,
-    # plain mean of the hinge on raw outputs; training/class_pair_triplets.py).
+    # plain mean of the hinge on raw outputs; training/authors_triplet.py).
     triplet_sampling: str = "batch"
 
     # GEMINI teacher (Algorithm 1).

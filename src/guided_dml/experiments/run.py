@@ -54,9 +54,9 @@ from ..training import (
     random_crop_flip,
 )
 from ..training import distributed as dist
+from ..training.authors_triplet import FixedTripletBatches, three_forward_step
 from ..training.batches import ClassBalancedBatches
 from ..training.checkpoint import load_run_file, save_bytes, save_json, save_torch
-from ..training.class_pair_triplets import FixedTripletBatches, three_forward_step
 from ..training.gemini import teacher_targets
 from ..training.trainer import convergence
 from .config import RunConfig

@@ -3,7 +3,7 @@
 Schroff et al., "FaceNet", CVPR 2015, Eq. 1 with Euclidean (not squared) distances, as the
 authors' ``G-DML/Triplet-Network`` scripts compute it: a mean over every triplet of the batch,
 zeros included, on raw 2-D outputs with margin 3 (MNIST: 10). Its triplets come from
-:class:`guided_dml.training.class_pair_triplets.FixedTripletBatches`.
+:class:`guided_dml.training.authors_triplet.FixedTripletBatches`.
 """
 
 from __future__ import annotations

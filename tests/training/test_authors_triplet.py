@@ -12,7 +12,7 @@ from guided_dml.errors import ConfigError
 from guided_dml.experiments.config import resolve_config
 from guided_dml.experiments.factory import build_loss
 from guided_dml.losses.triplet import PlainTripletLoss
-from guided_dml.training.class_pair_triplets import FixedTripletBatches, three_forward_step
+from guided_dml.training.authors_triplet import FixedTripletBatches, three_forward_step
 
 
 def labelled(n_per_class: int = 10, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:

@@ -335,9 +335,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_config(
-    overrides: dict[str, Any] | None = None, config_file: str | Path | None = None
+    overrides: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Code defaults < preset < config file < ``overrides`` (flags; ``None`` values are unset)."""
+    """Code defaults < preset < ``plan`` < config file < ``overrides`` (flags; ``None`` values
+    are unset). ``plan``: settings sized to the data (:func:`guided_dml.experiments.plan.fit_plan`)."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     from_file = load_config_file(config_file) if config_file else {}
     known = {f.name for f in fields(RunConfig)}
@@ -352,6 +355,7 @@ def resolve_config(
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     values = cfg.to_dict()
     values.update(PRESETS[preset](head.get("dataset", cfg.dataset), head.get("method", cfg.method)))
+    values.update(plan or {})
     values.update(from_file)
     values.update(overrides)
     if isinstance(values.get("mdr"), (int, float)) and values["mdr"] > 0:

@@ -42,7 +42,10 @@ class LoadedModel:
     config: RunConfig
     input_shape: tuple[int, ...]
     classes: list[str]
-    pixel_scale: float | None  # float-image scale of an estimator's training data, else None
+    pixel_scale: float | None  # float-image scale of older estimator files, else None
+    # (low, high) of an estimator's training values, mapped onto the canonical scale
+    # (guided_dml.data.arrays); None for `gdml train` runs (8-bit files are already on it).
+    value_range: tuple[float, float] | None
     reference: dict[str, Any] | None  # embeddings, labels, paths, root (None: not stored)
     path: Path
 
@@ -65,6 +68,7 @@ def open_model(path: str | os.PathLike[str]) -> LoadedModel:
         input_shape=tuple(int(s) for s in blob["input_shape"]),
         classes=[str(c) for c in blob["classes"]],
         pixel_scale=estimator.get("pixel_scale"),
+        value_range=tuple(estimator["input_range"]) if estimator.get("input_range") else None,
         reference=blob.get("reference"),
         path=Path(path),
     )
@@ -103,7 +107,8 @@ def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *
     """Images (files, folders, archives) or one ``.npy`` array, as ``loaded``'s network input."""
     if len(inputs) == 1 and _is_array_file(inputs[0]):
         arr = load_array(inputs[0])
-        inp = as_model_input(arr, pixel_scale=loaded.pixel_scale, name=os.fspath(inputs[0]))
+        inp = as_model_input(arr, pixel_scale=loaded.pixel_scale, value_range=loaded.value_range,
+                             name=os.fspath(inputs[0]))
         check_input_shape(inp.data, loaded.input_shape, name=os.fspath(inputs[0]))
         n = len(inp.data)
         return Inputs(inp.data, [str(i) for i in range(n)], [""] * n)
@@ -116,6 +121,8 @@ def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *
         )
     files = list_image_files(inputs)
     images, kept, notes = read_image_files(files, loaded.input_shape, skip_bad=skip_bad)
+    # Decoded files are 8-bit intensities: already the canonical scale, whatever range the
+    # arrays of an estimator's fit had.
     return Inputs(images, [f.name for f in kept], [f.label for f in kept], notes)
 
 

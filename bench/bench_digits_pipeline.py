@@ -53,7 +53,7 @@ def main() -> None:
             acc, sec = _score(make_pipeline(umap.UMAP(n_components=2, random_state=seed),
                                             KNeighborsClassifier(1)), xtr, ytr, xte, yte)
             rows.append({"map": "supervised UMAP 2-D", "seed": seed, "accuracy": acc, "seconds": sec})
-        acc, sec = _score(make_pipeline(GuidedEmbedder(seed=seed), KNeighborsClassifier(1)),
+        acc, sec = _score(make_pipeline(GuidedEmbedder(random_state=seed), KNeighborsClassifier(1)),
                           xtr, ytr, xte, yte)
         rows.append({"map": "GuidedEmbedder 2-D", "seed": seed, "accuracy": acc, "seconds": sec})
     print(json.dumps({"threads": os.environ.get("OMP_NUM_THREADS"), "scale": args.scale}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -98,6 +99,20 @@ def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, 
     return {n: getattr(args, n) for n in names if n not in skip}
 
 
+def _add_cache_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="where decoded image folders are cached (default: $GDML_CACHE, else "
+                        "~/.cache/guided-dml/decoded); 'off' disables the cache")
+
+
+def _add_verbosity(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="only errors on stderr: no progress, notes or status lines")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="more on stderr: the library's log messages")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdml",
@@ -167,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="other benchmarks' folders (or runs.csv) to report with OUT's runs")
     r.set_defaults(func=cmd_report)
     _add_practitioner_commands(sub)
+    for name, command in sub.choices.items():
+        _add_verbosity(command)
+        if name in ("train", "benchmark", "search", "plot"):
+            _add_cache_dir(command)
     return parser
 
 
@@ -230,9 +249,19 @@ def _add_practitioner_commands(sub: Any) -> None:
     x.set_defaults(func=cmd_export)
 
 
+# -q: only errors on stderr; -v: library log messages too (set by main()).
+_VERBOSITY = {"level": 0}
+
+
+def _info(message: str) -> None:
+    """A status line on stderr (results go to stdout), unless -q."""
+    if _VERBOSITY["level"] >= 0:
+        print(message, file=sys.stderr)
+
+
 def _notes(notes: Sequence[str]) -> None:
     for note in notes:
-        print(f"gdml: note: {note}", file=sys.stderr)
+        _info(f"gdml: note: {note}")
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -241,7 +270,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     res = embed_to_file(args.model, args.inputs, args.out, overwrite=args.overwrite,
                         skip_bad=args.skip_bad)
     _notes(res["notes"])
-    print(f"wrote {res['count']} embeddings (d = {res['dim']}) to {res['out']}", file=sys.stderr)
+    _info(f"wrote {res['count']} embeddings (d = {res['dim']}) to {res['out']}")
     return 0
 
 
@@ -260,8 +289,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     res = plot_map(args.source, args.out, overwrite=args.overwrite, max_points=args.max_points,
                    data_dir=args.data_dir)
     _notes(res["notes"])
-    print(f"wrote {res['png']} ({res['points']} points) and {res['html']} ({res['html_points']} "
-          f"points, {res['thumbnails']} thumbnails)", file=sys.stderr)
+    _info(f"wrote {res['png']} ({res['points']} points) and {res['html']} ({res['html_points']} "
+          f"points, {res['thumbnails']} thumbnails)")
     return 0
 
 
@@ -269,9 +298,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .experiments.export import export_model
 
     res = export_model(args.model, args.format, args.out, overwrite=args.overwrite)
-    print(f"wrote {res['out']} ({res['format']}; embeddings match the model to "
-          f"{res['max_abs_diff']:.1e} on batches of {' and '.join(map(str, res['checked_batches']))})",
-          file=sys.stderr)
+    _info(f"wrote {res['out']} ({res['format']}; embeddings match the model to "
+          f"{res['max_abs_diff']:.1e} on batches of {' and '.join(map(str, res['checked_batches']))})")
     return 0
 
 
@@ -282,7 +310,8 @@ def _one_line(exc: BaseException | str) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .experiments.config import resolve_config
-    from .experiments.run import run_experiment
+    from .experiments.plan import planned_config
+    from .experiments.run import COMPLETE_MARKER, run_experiment
     from .training import distributed
 
     overrides = _overrides(args)
@@ -292,14 +321,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cfg.nproc > 1 and not distributed.launched_by_torchrun():
         # Run this same command line in nproc processes under torchrun.
         return distributed.launch(cfg.nproc, args.argv)
+    # Image folders: the fit plan sizes what the flags leave unset (and loads the data now).
+    cfg, splits, plan_note = planned_config(overrides, args.config)
+    if plan_note and distributed.is_main():
+        _info(f"gdml: note: {plan_note}")
     default_out = Path("runs") / cfg.dataset_label / cfg.method_label / f"seed-{cfg.seed}"
     out = Path(args.out) if args.out else default_out
-    metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite)
+    finished_before = (out / COMPLETE_MARKER).is_file() and not args.overwrite
+    metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite, splits=splits)
     if not distributed.is_main():
         return 0  # rank 0 reports
+    if finished_before:
+        _info(f"gdml: note: {out} holds a finished run of these settings: nothing was trained, "
+              "these are its metrics (--overwrite trains again)")
     keys = ("recall@1", "f1", "nmi", "r_precision", "map@r")
     print(json.dumps({k: round(metrics[k], 4) for k in keys if k in metrics}))
-    print(f"run folder: {out}", file=sys.stderr)
+    _info(f"run folder: {out}")
     return 0
 
 
@@ -327,10 +364,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         from .experiments.references import run_references
 
         path = run_references(list(args.datasets), args.out, data_dir=args.data_dir)
-        print(f"references: {path}", file=sys.stderr)
+        _info(f"references: {path}")
     res = run_benchmark(spec)
-    print(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "
-          f"{len(res['failed'])} failed", file=sys.stderr)
+    _info(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "
+          f"{len(res['failed'])} failed")
     _print_report(res["report"])
     for f in res["failed"]:
         print(f"gdml: error: run {f['run_dir']} failed: {f['error']} (see error.txt there)",
@@ -353,7 +390,7 @@ def _print_report(paths: dict[str, Any]) -> None:
     """Where the report is (stderr) and its tables (stdout), after a benchmark or a report."""
     for name in ("summary_md", "report_html"):
         if name in paths:
-            print(f"{name.replace('_', '.')}: {paths[name]}", file=sys.stderr)
+            _info(f"{name.replace('_', '.')}: {paths[name]}")
     summary = Path(paths.get("summary_md", ""))
     if summary.is_file():
         print(summary.read_text())
@@ -363,6 +400,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` relaunches them
+    _VERBOSITY["level"] = -1 if args.quiet else (1 if args.verbose else 0)
+    if args.quiet and hasattr(args, "progress"):
+        args.progress = False  # no bars, no per-epoch lines
+    previous_cache = os.environ.get("GDML_CACHE")
+    if getattr(args, "cache_dir", None):
+        # The loaders read it (data/paths.py); benchmark workers and torchrun ranks inherit it.
+        os.environ["GDML_CACHE"] = args.cache_dir
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="gdml: %(name)s: %(message)s")
     # SIGTERM (kill, job schedulers) stops like Ctrl-C: runs keep their finished epochs and a
     # parallel benchmark takes its worker processes down with it.
     in_main = threading.current_thread() is threading.main_thread()
@@ -376,6 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main:  # main() called from Python (tests, notebooks) leaves the handler as it was
             signal.signal(signal.SIGTERM, previous)
+        if previous_cache is None:  # ... and the environment
+            os.environ.pop("GDML_CACHE", None)
+        else:
+            os.environ["GDML_CACHE"] = previous_cache
 
 
 class _Terminated(KeyboardInterrupt):
@@ -388,7 +438,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def _show_note(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"gdml: note: {_one_line(message)}", file=sys.stderr)
+        _info(f"gdml: note: {_one_line(message)}")
 
 
 def _run(args: argparse.Namespace) -> int:

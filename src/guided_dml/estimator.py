@@ -26,7 +26,7 @@ from .data.arrays import as_model_input, check_input_shape, encode_labels, fit_v
 from .errors import ConfigError, DataError, TrainingError
 from .experiments.config import RunConfig, resolve_config
 from .experiments.factory import load_model, model_blob
-from .experiments.plan import SMALL_IMAGE, DataSummary, applies, fit_plan, warn_if_near_chance
+from .experiments.plan import SMALL_IMAGE, DataSummary, applies, fit_plan
 from .experiments.run import prepare_data, train_model, val_scorable
 from .outputs import check_output, write_file
 from .training import embed
@@ -248,7 +248,6 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 embedding = embed(trained.model, data.images)
             finally:
                 torch.set_num_threads(threads)  # the caller's setting, as it was
-        warn_if_near_chance(trained.result.history, prepared.val.labels, trained.name)
         if not torch.isfinite(embedding).all():
             raise TrainingError(
                 f"{trained.name}: the trained model gives non-finite embeddings; lower lr"

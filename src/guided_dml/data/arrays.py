@@ -293,7 +293,7 @@ def encode_labels(y: Any, n_samples: int, name: str = "y") -> tuple[np.ndarray, 
             a class with a single sample.
     """
     if y is None:
-        raise DataError(f"this estimator requires y to be passed, but the target y is None: the "
+        raise DataError("this estimator requires y to be passed, but the target y is None: the "
                         "model learns from labelled data (fit(X, y))")
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()

@@ -62,7 +62,7 @@ def applies(preset: str, dataset: str) -> bool:
 
 
 def _pow2_floor(x: float) -> int:
-    return 1 << max(0, int(math.floor(math.log2(max(x, 1.0)))))
+    return 1 << max(0, math.floor(math.log2(max(x, 1.0))))
 
 
 def fit_plan(summary: DataSummary, val_fraction: float = 0.1) -> dict[str, Any]:
@@ -97,6 +97,38 @@ def fit_plan(summary: DataSummary, val_fraction: float = 0.1) -> dict[str, Any]:
     if "backbone" in plan:
         plan["threads"] = 1
     return plan
+
+
+def describe(plan: dict[str, Any], summary: DataSummary) -> str:
+    """One line for the user: what the plan chose, and for what data."""
+    shape = "×".join(map(str, summary.input_shape))
+    chosen = ", ".join(f"{k} {v}" for k, v in plan.items() if k != "threads")
+    return (f"fit plan for {summary.n_samples} samples of {shape} in {summary.n_classes} classes: "
+            f"{chosen} (flags and --config win)")
+
+
+def planned_config(
+    overrides: dict[str, Any], config_file: str | None = None
+) -> tuple[Any, dict[str, Any] | None, str | None]:
+    """``gdml train``'s config with the fit plan: ``(RunConfig, splits or None, note or None)``.
+
+    When the plan applies, the data set is loaded here (once: the splits are returned for the
+    run), before any run folder exists, so a missing or unusable data set leaves nothing behind.
+    """
+    from ..data import load_dataset
+    from ..data.registry import is_builtin
+    from .config import resolve_config
+
+    cfg = resolve_config(overrides, config_file)
+    if not applies(cfg.preset, cfg.dataset):
+        return cfg, None, None
+    opts = {"on_error": "skip"} if cfg.skip_bad and not is_builtin(cfg.dataset) else {}
+    splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **opts)
+    train = splits["train"]
+    counts = train.class_counts()
+    summary = DataSummary(len(train), int((counts > 0).sum()), tuple(train.input_shape))
+    plan = fit_plan(summary, cfg.val_fraction)
+    return resolve_config(overrides, config_file, plan=plan), splits, describe(plan, summary)
 
 
 def chance_score(labels: torch.Tensor) -> float:

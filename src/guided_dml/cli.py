@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_practitioner_commands(sub)
     for name, command in sub.choices.items():
         _add_verbosity(command)
-        if name in ("train", "benchmark", "search", "plot"):
+        if name in ("train", "benchmark", "search", "index", "plot"):
             _add_cache_dir(command)
     return parser
 
@@ -210,9 +210,9 @@ def _add_practitioner_commands(sub: Any) -> None:
     e.set_defaults(func=cmd_embed)
 
     s = sub.add_parser(
-        "search", help="the nearest training images of query images",
-        description="The k nearest training samples of each query in the embedding, with their "
-                    "Euclidean distances, labels and files.",
+        "search", help="the nearest training (or gallery) images of query images",
+        description="The k nearest training samples (or --gallery items) of each query in the "
+                    "embedding, with their Euclidean distances, labels and files.",
     )
     s.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     s.add_argument("queries", nargs="+", metavar="QUERY",
@@ -220,7 +220,28 @@ def _add_practitioner_commands(sub: Any) -> None:
     s.add_argument("--k", type=int, default=10, help="neighbours per query (default: 10)")
     s.add_argument("--json", action="store_true", help="print JSON for machines")
     s.add_argument("--skip-bad", action="store_true", help=_SKIP_BAD_HELP)
+    s.add_argument("--gallery", nargs="+", metavar="GALLERY",
+                   help="search these instead of the training set: image folders, archives or "
+                        "files (labels = their folders; embedded once, then cached), or a CSV "
+                        "from `gdml embed`")
+    s.add_argument("--vote", action="store_true",
+                   help="also the label most of the k neighbours have, with its share")
     s.set_defaults(func=cmd_search)
+
+    ix = sub.add_parser(
+        "index", help="export a searchable index (faiss or .npz) with labels and files",
+        description="Write the training set's (or a --gallery's) embeddings as an index that "
+                    "another service loads without guided-dml: FILE.npz (numpy: embeddings, "
+                    "labels, files) or a faiss IndexFlatL2 FILE with FILE.json (labels, files) "
+                    "beside it. Queries are embedded with the exported model (gdml export).",
+    )
+    ix.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    ix.add_argument("--out", required=True, help="FILE.npz, or a faiss index file (e.g. FILE.faiss)")
+    ix.add_argument("--gallery", nargs="+", metavar="GALLERY",
+                    help="index these instead of the training set (as for search)")
+    ix.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    ix.add_argument("--skip-bad", action="store_true", help=_SKIP_BAD_HELP)
+    ix.set_defaults(func=cmd_index)
 
     pl = sub.add_parser(
         "plot", help="the 2-D map as PNG and as an interactive HTML page",
@@ -277,9 +298,20 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from .experiments.inference import format_search, search
 
-    res = search(args.model, args.queries, k=args.k, skip_bad=args.skip_bad)
+    res = search(args.model, args.queries, k=args.k, skip_bad=args.skip_bad,
+                 gallery=args.gallery, vote=args.vote)
     _notes(res["notes"])
     print(json.dumps(res["results"], indent=2) if args.json else format_search(res))
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .experiments.gallery import export_index
+
+    res = export_index(args.model, args.out, gallery=args.gallery, overwrite=args.overwrite,
+                       skip_bad=args.skip_bad)
+    _notes(res["notes"])
+    _info(f"wrote {' and '.join(res['out'])} ({res['format']}: {res['count']} items, d = {res['dim']})")
     return 0
 
 

@@ -49,7 +49,7 @@ def test_exported_index_loads_without_guided_dml(gdml, run_dir, query, tmp_path,
     assert rc == 0, err
     _, found, _ = gdml("search", run_dir, query, "--k", "3", "--json")
     want = json.loads(found)[0]["neighbours"]
-    _, emb_out, _ = gdml("embed", run_dir, query, "--out", tmp_path / "q.npy")
+    assert gdml("embed", run_dir, query, "--out", tmp_path / "q.npy")[0] == 0
     q = np.load(tmp_path / "q.npy")
     if suffix == ".npz":
         z = np.load(out)

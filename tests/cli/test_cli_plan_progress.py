@@ -82,3 +82,10 @@ def test_every_command_takes_quiet_and_verbose(gdml):
     for name, command in sub.choices.items():
         flags = {s for a in command._actions for s in a.option_strings}
         assert {"-q", "-v"} <= flags, name
+
+
+def test_an_unknown_backbone_fails_before_any_work(gdml, error, photos, tmp_path):
+    out = tmp_path / "run"
+    error(gdml("train", "--dataset", photos, "--backbone", "resnet50", "--out", out),
+          "unknown --backbone 'resnet50'", "resnet18")
+    assert not out.exists()

@@ -172,6 +172,10 @@ class RunConfig:
             raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}")
         if self.amp == "fp16" and self.device == "cpu":
             raise ConfigError("--amp fp16 needs a GPU; use --amp bf16 on a CPU, or --amp none")
+        from ..models.registry import BACKBONES  # the names the networks are built from
+
+        if self.backbone not in BACKBONES:  # before any work (issue 14): not after the teacher
+            raise ConfigError(f"unknown --backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
         if self.nproc < 1:
             raise ConfigError("--nproc must be at least 1")
         if self.batch_size < self.nproc:

@@ -23,23 +23,26 @@ from guided_dml.data import load_image_folder
 from guided_dml.evaluation import evaluate
 
 
-def extract(tarball: Path, classes: list[str], per_class: int, root: Path) -> Path:
-    """``root/photos/<class>/<k>.jpg``: the first ``per_class`` training photos of each class."""
+def extract(tarball: Path, classes: list[str], per_class: int, root: Path, test_per_class: int = 0) -> Path:
+    """``root/photos/<class>/<k>.jpg``: the first ``per_class`` training photos of each class;
+    with ``test_per_class``, ``photos/train/<class>`` and the next ones in ``photos/test/<class>``."""
+    total = per_class + test_per_class
     wanted = {c: 0 for c in classes}
     with tarfile.open(tarball) as tar:
         for member in tar:
             parts = member.name.split("/")
             if len(parts) != 3 or parts[0] != "train" or parts[1] not in wanted or not member.isfile():
                 continue
-            if wanted[parts[1]] >= per_class:
+            if wanted[parts[1]] >= total:
                 continue
+            split = ("train" if wanted[parts[1]] < per_class else "test") if test_per_class else ""
             wanted[parts[1]] += 1
-            out = root / "photos" / parts[1] / parts[2]
+            out = root / "photos" / split / parts[1] / parts[2]
             out.parent.mkdir(parents=True, exist_ok=True)
             f = tar.extractfile(member)
             assert f is not None
             out.write_bytes(f.read())
-            if all(v >= per_class for v in wanted.values()):
+            if all(v >= total for v in wanted.values()):
                 break
     return root / "photos"
 
@@ -49,11 +52,13 @@ def main() -> None:
     ap.add_argument("--tarball", type=Path, default=Path("../shared/datasets/cifar10-jpeg.tar.gz"))
     ap.add_argument("--classes", nargs="+", default=["airplane", "automobile", "bird"])
     ap.add_argument("--per-class", type=int, default=40)
+    ap.add_argument("--test-per-class", type=int, default=0,
+                    help="photos/train/<class> + photos/test/<class> with this many test photos")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        photos = extract(args.tarball, args.classes, args.per_class, root)
+        photos = extract(args.tarball, args.classes, args.per_class, root, args.test_per_class)
         data = load_image_folder(photos, progress=False, cache=False)
         train, test = data["train"], data["test"]
         t0 = time.perf_counter()

@@ -36,6 +36,17 @@ _DATASET = "array"  # RunConfig.dataset of estimator runs: the data come from fi
 _SEED_MAX = np.iinfo(np.int32).max  # seeds drawn from a RandomState / None: 0 .. 2**31 - 2
 
 
+def fold_value_range(model: Any, value_range: tuple[float, float]) -> None:
+    """Make a student trained on canonical vectors ``c = (x - low) / (high - low)`` take the raw
+    ``x``: its standardisation ``(c - mean) / std`` equals ``(x - mean') / std'`` with
+    ``mean' = low + (high - low)·mean`` and ``std' = (high - low)·std`` (exact: vectors are not
+    clipped or rounded)."""
+    low, high = value_range
+    with torch.no_grad():
+        model.standardize.mean.mul_(high - low).add_(low)
+        model.standardize.std.mul_(high - low)
+
+
 class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Supervised low-dimensional embeddings by Guided Deep Metric Learning (or a baseline).
 
@@ -85,8 +96,9 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             name, e.g. ``{"gemini_lr": 0.01, "select_on": "loss"}``.
 
     Attributes:
-        model_: the trained student, an ``nn.Module`` mapping float ``(N, *input_shape_)`` on
-            the canonical scale (images: 8-bit intensities / 255) to ``(N, n_components)``.
+        model_: the trained student, an ``nn.Module`` mapping float ``(N, *input_shape_)`` to
+            ``(N, n_components)``: images on the canonical scale (8-bit intensities / 255),
+            vectors as given to ``fit`` (the canonical map is folded into the network).
         classes_: the sorted distinct labels of ``y``.
         input_shape_: ``(C, H, W)`` or ``(F,)``.
         input_range_: ``(low, high)``, the training values' range that the canonical map takes
@@ -245,7 +257,13 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 cfg = replace(cfg, select_on="loss")
             try:
                 trained = train_model(cfg, prepared, device=device)
-                embedding = embed(trained.model, data.images)
+                if len(input_shape) == 1:
+                    # Vectors: fold the canonical map into the student, which then takes the
+                    # raw vectors (transform, gdml embed and exported models alike).
+                    fold_value_range(trained.model, value_range)
+                    embedding = embed(trained.model, as_model_input(X, name="X").data)
+                else:
+                    embedding = embed(trained.model, data.images)
             finally:
                 torch.set_num_threads(threads)  # the caller's setting, as it was
         if not torch.isfinite(embedding).all():
@@ -286,9 +304,10 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             self.model_.cpu()  # keep the stored model on the CPU: it pickles anywhere
 
     def _model_input(self, X: Any) -> Any:
-        """``X`` on the canonical scale of the training data (older files: their pixel scale)."""
+        """Images on the canonical scale of the training data (older files: their pixel scale);
+        vectors as they are (the model folds their map in: :func:`fold_value_range`)."""
         value_range = getattr(self, "input_range_", None)
-        if value_range is not None:
+        if value_range is not None and len(self.input_shape_) == 3:
             return as_model_input(X, value_range=value_range, name="X")
         return as_model_input(X, pixel_scale=getattr(self, "_pixel_scale", None), name="X")
 

@@ -87,5 +87,5 @@ def test_every_command_takes_quiet_and_verbose(gdml):
 def test_an_unknown_backbone_fails_before_any_work(gdml, error, photos, tmp_path):
     out = tmp_path / "run"
     error(gdml("train", "--dataset", photos, "--backbone", "resnet50", "--out", out),
-          "unknown --backbone 'resnet50'", "resnet18")
+          "unknown backbone 'resnet50'", "resnet18")
     assert not out.exists()

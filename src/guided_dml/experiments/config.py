@@ -175,7 +175,7 @@ class RunConfig:
         from ..models.registry import BACKBONES  # the names the networks are built from
 
         if self.backbone not in BACKBONES:  # before any work (issue 14): not after the teacher
-            raise ConfigError(f"unknown --backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+            raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.nproc < 1:
             raise ConfigError("--nproc must be at least 1")
         if self.batch_size < self.nproc:

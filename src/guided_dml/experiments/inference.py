@@ -107,7 +107,9 @@ def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *
     """Images (files, folders, archives) or one ``.npy`` array, as ``loaded``'s network input."""
     if len(inputs) == 1 and _is_array_file(inputs[0]):
         arr = load_array(inputs[0])
-        inp = as_model_input(arr, pixel_scale=loaded.pixel_scale, value_range=loaded.value_range,
+        # Vector models take raw vectors (the estimator folds its map into them).
+        value_range = loaded.value_range if loaded.is_images else None
+        inp = as_model_input(arr, pixel_scale=loaded.pixel_scale, value_range=value_range,
                              name=os.fspath(inputs[0]))
         check_input_shape(inp.data, loaded.input_shape, name=os.fspath(inputs[0]))
         n = len(inp.data)

@@ -17,7 +17,6 @@ from PIL import Image
 
 from guided_dml.experiments import plan
 
-
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

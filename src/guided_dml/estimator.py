@@ -77,7 +77,7 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         backbone: ``"auto"`` (the fit plan's: MLP for vectors, small CNN for images under 32
             pixels or fewer than 5 000 samples, else ResNet-18), ``"smallcnn"``, ``"resnet18"``
             or ``"mlp"``.
-        epochs: student (or baseline) epochs; None: the fit plan's (enough for ~3 000 steps).
+        epochs: student (or baseline) epochs; None: the fit plan's (enough for ~4 000 steps).
         batch_size: student batch size; None: the fit plan's (at most 64).
         lr: student learning rate; None: the preset's.
         gemini_epochs: teacher epochs; None: the fit plan's (~1 500 class-pair steps).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -131,6 +132,20 @@ def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, 
     return {n: getattr(args, n) for n in names if n not in skip}
 
 
+def _add_cache_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="where decoded image folders are cached (default: $GDML_CACHE, else "
+                        "~/.cache/guided-dml/decoded); 'off' disables the cache")
+
+
+def _add_verbosity(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="only errors on stderr: no progress, notes or status lines")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="more on stderr: the library's log messages")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gdml",
@@ -202,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="other benchmarks' folders (or runs.csv) to report with OUT's runs")
     r.set_defaults(func=cmd_report)
     _add_practitioner_commands(sub)
+    for name, command in sub.choices.items():
+        _add_verbosity(command)
+        if name in ("train", "benchmark", "search", "index", "plot"):
+            _add_cache_dir(command)
     return parser
 
 
@@ -226,9 +245,9 @@ def _add_practitioner_commands(sub: Any) -> None:
     e.set_defaults(func=cmd_embed)
 
     s = sub.add_parser(
-        "search", help="the nearest training images of query images",
-        description="The k nearest training samples of each query in the embedding, with their "
-                    "Euclidean distances, labels and files.",
+        "search", help="the nearest training (or gallery) images of query images",
+        description="The k nearest training samples (or --gallery items) of each query in the "
+                    "embedding, with their Euclidean distances, labels and files.",
     )
     s.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     s.add_argument("queries", nargs="+", metavar="QUERY",
@@ -236,7 +255,28 @@ def _add_practitioner_commands(sub: Any) -> None:
     s.add_argument("--k", type=_count, default=10, help="neighbours per query (default: 10)")
     s.add_argument("--json", action="store_true", help="print JSON for machines")
     s.add_argument("--skip-bad", action="store_true", help=_SKIP_BAD_HELP)
+    s.add_argument("--gallery", nargs="+", metavar="GALLERY",
+                   help="search these instead of the training set: image folders, archives or "
+                        "files (labels = their folders; embedded once, then cached), or a CSV "
+                        "from `gdml embed`")
+    s.add_argument("--vote", action="store_true",
+                   help="also the label most of the k neighbours have, with its share")
     s.set_defaults(func=cmd_search)
+
+    ix = sub.add_parser(
+        "index", help="export a searchable index (faiss or .npz) with labels and files",
+        description="Write the training set's (or a --gallery's) embeddings as an index that "
+                    "another service loads without guided-dml: FILE.npz (numpy: embeddings, "
+                    "labels, files) or a faiss IndexFlatL2 FILE with FILE.json (labels, files) "
+                    "beside it. Queries are embedded with the exported model (gdml export).",
+    )
+    ix.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    ix.add_argument("--out", required=True, help="FILE.npz, or a faiss index file (e.g. FILE.faiss)")
+    ix.add_argument("--gallery", nargs="+", metavar="GALLERY",
+                    help="index these instead of the training set (as for search)")
+    ix.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    ix.add_argument("--skip-bad", action="store_true", help=_SKIP_BAD_HELP)
+    ix.set_defaults(func=cmd_index)
 
     pl = sub.add_parser(
         "plot", help="the 2-D map as PNG and as an interactive HTML page",
@@ -265,9 +305,19 @@ def _add_practitioner_commands(sub: Any) -> None:
     x.set_defaults(func=cmd_export)
 
 
+# -q: only errors on stderr; -v: library log messages too (set by main()).
+_VERBOSITY = {"level": 0}
+
+
+def _info(message: str) -> None:
+    """A status line on stderr (results go to stdout), unless -q."""
+    if _VERBOSITY["level"] >= 0:
+        print(message, file=sys.stderr)
+
+
 def _notes(notes: Sequence[str]) -> None:
     for note in notes:
-        print(f"gdml: note: {note}", file=sys.stderr)
+        _info(f"gdml: note: {note}")
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -276,16 +326,27 @@ def cmd_embed(args: argparse.Namespace) -> int:
     res = embed_to_file(args.model, args.inputs, args.out, overwrite=args.overwrite,
                         skip_bad=args.skip_bad)
     _notes(res["notes"])
-    print(f"wrote {res['count']} embeddings (d = {res['dim']}) to {res['out']}", file=sys.stderr)
+    _info(f"wrote {res['count']} embeddings (d = {res['dim']}) to {res['out']}")
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     from .experiments.inference import format_search, search
 
-    res = search(args.model, args.queries, k=args.k, skip_bad=args.skip_bad)
+    res = search(args.model, args.queries, k=args.k, skip_bad=args.skip_bad,
+                 gallery=args.gallery, vote=args.vote)
     _notes(res["notes"])
     print(json.dumps(res["results"], indent=2) if args.json else format_search(res))
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .experiments.gallery import export_index
+
+    res = export_index(args.model, args.out, gallery=args.gallery, overwrite=args.overwrite,
+                       skip_bad=args.skip_bad)
+    _notes(res["notes"])
+    _info(f"wrote {' and '.join(res['out'])} ({res['format']}: {res['count']} items, d = {res['dim']})")
     return 0
 
 
@@ -295,8 +356,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     res = plot_map(args.source, args.out, overwrite=args.overwrite, max_points=args.max_points,
                    data_dir=args.data_dir)
     _notes(res["notes"])
-    print(f"wrote {res['png']} ({res['points']} points) and {res['html']} ({res['html_points']} "
-          f"points, {res['thumbnails']} thumbnails)", file=sys.stderr)
+    _info(f"wrote {res['png']} ({res['points']} points) and {res['html']} ({res['html_points']} "
+          f"points, {res['thumbnails']} thumbnails)")
     return 0
 
 
@@ -304,9 +365,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .experiments.export import export_model
 
     res = export_model(args.model, args.format, args.out, overwrite=args.overwrite)
-    print(f"wrote {res['out']} ({res['format']}; embeddings match the model to "
-          f"{res['max_abs_diff']:.1e} on batches of {' and '.join(map(str, res['checked_batches']))})",
-          file=sys.stderr)
+    _info(f"wrote {res['out']} ({res['format']}; embeddings match the model to "
+          f"{res['max_abs_diff']:.1e} on batches of {' and '.join(map(str, res['checked_batches']))})")
     return 0
 
 
@@ -317,7 +377,8 @@ def _one_line(exc: BaseException | str) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .experiments.config import resolve_config
-    from .experiments.run import run_experiment
+    from .experiments.plan import planned_config
+    from .experiments.run import COMPLETE_MARKER, run_experiment
     from .training import distributed
 
     overrides = _overrides(args)
@@ -327,14 +388,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cfg.nproc > 1 and not distributed.launched_by_torchrun():
         # Run this same command line in nproc processes under torchrun.
         return distributed.launch(cfg.nproc, args.argv)
+    # Image folders: the fit plan sizes what the flags leave unset (and loads the data now).
+    cfg, splits, plan_note = planned_config(overrides, args.config)
+    if plan_note and distributed.is_main():
+        _info(f"gdml: note: {plan_note}")
     default_out = Path("runs") / cfg.dataset_label / cfg.method_label / f"seed-{cfg.seed}"
     out = Path(args.out) if args.out else default_out
-    metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite)
+    finished_before = (out / COMPLETE_MARKER).is_file() and not args.overwrite
+    metrics = run_experiment(cfg, out, resume=args.resume, overwrite=args.overwrite, splits=splits)
     if not distributed.is_main():
         return 0  # rank 0 reports
+    if finished_before:
+        _info(f"gdml: note: {out} holds a finished run of these settings: nothing was trained, "
+              "these are its metrics (--overwrite trains again)")
     keys = ("recall@1", "f1", "nmi", "r_precision", "map@r")
     print(json.dumps({k: round(metrics[k], 4) for k in keys if k in metrics}))
-    print(f"run folder: {out}", file=sys.stderr)
+    _info(f"run folder: {out}")
     return 0
 
 
@@ -364,10 +433,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
         path = run_references(list(args.datasets), args.out, data_dir=args.data_dir,
                               split=args.split or "closed", train_classes=args.train_classes)
-        print(f"references: {path}", file=sys.stderr)
+        _info(f"references: {path}")
     res = run_benchmark(spec)
-    print(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "
-          f"{len(res['failed'])} failed", file=sys.stderr)
+    _info(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "
+          f"{len(res['failed'])} failed")
     _print_report(res["report"])
     for f in res["failed"]:
         print(f"gdml: error: run {f['run_dir']} failed: {f['error']} (see error.txt there)",
@@ -390,7 +459,7 @@ def _print_report(paths: dict[str, Any]) -> None:
     """Where the report is (stderr) and its tables (stdout), after a benchmark or a report."""
     for name in ("summary_md", "report_html"):
         if name in paths:
-            print(f"{name.replace('_', '.')}: {paths[name]}", file=sys.stderr)
+            _info(f"{name.replace('_', '.')}: {paths[name]}")
     summary = Path(paths.get("summary_md", ""))
     if summary.is_file():
         print(summary.read_text())
@@ -410,6 +479,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return 2
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc` relaunches them
+    _VERBOSITY["level"] = -1 if args.quiet else (1 if args.verbose else 0)
+    if args.quiet and hasattr(args, "progress"):
+        args.progress = False  # no bars, no per-epoch lines
+    previous_cache = os.environ.get("GDML_CACHE")
+    if getattr(args, "cache_dir", None):
+        # The loaders read it (data/paths.py); benchmark workers and torchrun ranks inherit it.
+        os.environ["GDML_CACHE"] = args.cache_dir
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="gdml: %(name)s: %(message)s")
     # SIGTERM (kill, job schedulers) stops like Ctrl-C: runs keep their finished epochs and a
     # parallel benchmark takes its worker processes down with it.
     in_main = threading.current_thread() is threading.main_thread()
@@ -423,6 +501,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main:  # main() called from Python (tests, notebooks) leaves the handler as it was
             signal.signal(signal.SIGTERM, previous)
+        if previous_cache is None:  # ... and the environment
+            os.environ.pop("GDML_CACHE", None)
+        else:
+            os.environ["GDML_CACHE"] = previous_cache
 
 
 class _Terminated(KeyboardInterrupt):
@@ -435,7 +517,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def _show_note(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"gdml: note: {_one_line(message)}", file=sys.stderr)
+        _info(f"gdml: note: {_one_line(message)}")
 
 
 def _run(args: argparse.Namespace) -> int:

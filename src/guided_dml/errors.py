@@ -12,11 +12,13 @@ class GdmlError(Exception):
     """Base class of every error the user can act on."""
 
 
-class DataError(GdmlError):
+# DataError and ConfigError are also ValueErrors: bad data and bad parameters are what Python and
+# scikit-learn (its estimator checks included) signal with ValueError.
+class DataError(GdmlError, ValueError):
     """Missing, corrupt or unsuitable data."""
 
 
-class ConfigError(GdmlError):
+class ConfigError(GdmlError, ValueError):
     """An invalid option, preset or combination of options."""
 
 

@@ -112,3 +112,9 @@ def assert_error(result: tuple[int, str, str], *fragments: str) -> str:
 @pytest.fixture
 def error() -> Callable[..., str]:
     return assert_error
+
+
+@pytest.fixture
+def photo_tools() -> tuple[Callable[..., Path], Callable[..., np.ndarray]]:
+    """``(make_photos, draw)`` for tests that build their own folders."""
+    return make_photos, draw

@@ -292,3 +292,21 @@ def test_unsafe_member_names_are_ignored(tmp_path: Path, make_image_tree: Tree) 
     data = load_image_folder(archive, test_fraction=0.5, cache=False, progress=False)
     assert data["train"].classes == ["a", "b"]
     assert len(data["train"]) + len(data["test"]) == 4
+
+
+def test_cache_folder_from_gdml_cache_and_off(
+    tmp_path: Path, make_image_tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _split_tree(tmp_path / "pets", make_image_tree)
+    monkeypatch.setenv("GDML_CACHE", str(tmp_path / "cache"))
+    load_image_folder(tmp_path / "pets", progress=False)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    monkeypatch.setenv("GDML_CACHE", "off")
+    load_image_folder(tmp_path / "pets", progress=False)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1  # off: nothing new written
+    assert not (Path.cwd() / "off").exists()
+    load_image_folder(tmp_path / "pets", progress=False, cache_dir=tmp_path / "other")
+    assert len(list((tmp_path / "other").glob("*.npz"))) == 1  # an explicit folder wins
+    monkeypatch.delenv("GDML_CACHE")
+    load_image_folder(tmp_path / "pets", progress=False, cache_dir="off")
+    assert not (tmp_path / "off").exists()

@@ -59,7 +59,7 @@ def test_params_clone_and_set_params():
     twin = clone(est)
     assert twin is not est and twin.get_params() == params
     assert twin.options is not est.options  # clone copies mutable parameters
-    twin.set_params(n_components=5, seed=3)
+    twin.set_params(n_components=5, random_state=3)
     assert twin.n_components == 5 and est.n_components == 3
 
 
@@ -94,10 +94,10 @@ def test_same_seed_same_model_and_global_rng_untouched(images, fast):
     torch.manual_seed(123)
     before = torch.rand(3)
     torch.manual_seed(123)
-    a = GuidedEmbedder(**fast, seed=5).fit(x, y)
+    a = GuidedEmbedder(**fast, random_state=5).fit(x, y)
     after = torch.rand(3)
     assert torch.equal(before, after), "fit must leave the caller's random state alone"
-    b = GuidedEmbedder(**fast, seed=5).fit(x, y)
+    b = GuidedEmbedder(**fast, random_state=5).fit(x, y)
     np.testing.assert_array_equal(a.transform(x), b.transform(x))
 
 
@@ -121,12 +121,47 @@ def test_forms_of_images(images, convert, channels, fast):
     assert est.input_shape_ == (channels, 8, 8)
     out = est.transform(xs)
     assert out.shape == (len(x), 2)
-    if isinstance(xs, np.ndarray) and xs.dtype.kind == "f":
-        assert est.pixel_scale_ == (1.0 if xs.max() <= 1 else 255.0)
-        # Float images are quantised to the 8 bits the networks were trained on: the same
-        # images as uint8 give the same embeddings.
-        pixels = np.rint(xs * (255.0 / est.pixel_scale_)).astype(np.uint8)
-        np.testing.assert_allclose(est.transform(pixels), out, atol=1e-6)
+    if isinstance(xs, np.ndarray):
+        assert est.input_range_ == (float(xs.min()), float(xs.max()))
+
+
+@pytest.mark.parametrize("kind", ["images", "vectors"])
+def test_the_same_data_at_three_scales_give_the_same_map(kind, images, fast):
+    """Issue 14: uint8, 0-1 floats and 0-16 floats (and an offset) reach the networks on one
+    canonical scale, so the fits agree up to float rounding."""
+    x, y = images
+    levels = np.rint(x / 255.0 * 16.0)  # 17 grey levels, 0..16 like load_digits
+    if kind == "vectors":
+        levels = levels.reshape(len(x), -1)
+    scales = [levels.astype(np.uint8), levels / 16.0, levels * 7.5 - 3.0]
+    maps = [GuidedEmbedder(**fast, random_state=0).fit(xs, y) for xs in scales]
+    ref = maps[0].transform(scales[0])
+    for est, xs in zip(maps[1:], scales[1:], strict=True):
+        np.testing.assert_allclose(est.transform(xs), ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(est.embedding_, maps[0].embedding_, rtol=1e-4, atol=1e-4)
+
+
+def test_seed_is_a_deprecated_alias_of_random_state(images, fast):
+    x, y = images
+    with pytest.warns(FutureWarning, match="random_state"):
+        a = GuidedEmbedder(**fast, seed=3).fit(x, y)
+    b = GuidedEmbedder(**fast, random_state=3).fit(x, y)
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)
+    c = GuidedEmbedder(**fast, random_state=np.random.RandomState(0)).fit(x, y)
+    assert 0 <= c.config_["seed"] < 2**31
+    with pytest.raises(ValueError, match="random_state"):
+        GuidedEmbedder(**fast, random_state="zero").fit(x, y)
+
+
+def test_pandas_output_and_feature_names(vectors, fast):
+    pd = pytest.importorskip("pandas")
+    x, y = vectors
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    est = GuidedEmbedder(**fast, random_state=0).set_output(transform="pandas")
+    out = est.fit(frame, y).transform(frame)
+    assert list(out.columns) == ["guidedembedder0", "guidedembedder1"]
+    assert list(est.feature_names_in_) == list(frame.columns)
+    assert est.fit_transform(frame, y).shape == (len(x), 2)
 
 
 def test_feature_vectors_use_mlp(vectors, fast):
@@ -147,12 +182,18 @@ def test_baselines_and_mdr(images, method, mdr, fast):
     assert ("teacher" in est.history_) == (method == "gdml")
 
 
-def test_small_networks_get_the_measured_cpu_recipe(images):
-    est = GuidedEmbedder()
-    cfg = est.run_config((1, 8, 8))
-    assert cfg.backbone == "smallcnn" and cfg.epochs == 30 and cfg.batch_size == 64
-    assert est.run_config((3, 64, 64)).backbone == "resnet18"  # the preset's for larger images
-    assert GuidedEmbedder(epochs=3).run_config((5,)).epochs == 3  # explicit wins
+def test_the_fit_plan_sizes_unset_settings_to_the_data():
+    est = GuidedEmbedder(random_state=0)
+    cfg = est.run_config((1, 8, 8), 1257, 10)
+    assert cfg.backbone == "smallcnn" and cfg.batch_size == 64
+    assert cfg.epochs * (1131 // 64) >= 4000  # enough optimiser steps
+    tiny = est.run_config((3, 32, 32), 96, 3)  # a folder of 96 photos: 8 steps per epoch
+    assert tiny.backbone == "smallcnn" and tiny.batch_size == 8 and tiny.epochs == 300
+    assert tiny.gemini_epochs * 6 >= 1000  # GEMINI: C(C-1) = 6 steps per epoch
+    assert est.run_config((3, 64, 64), 50_000, 10).backbone == "resnet18"  # the preset's
+    assert GuidedEmbedder(epochs=3).run_config((5,), 100, 2).epochs == 3  # explicit wins
+    assert GuidedEmbedder(options={"batch_size": 16}).run_config((5,), 100, 2).batch_size == 16
+    assert GuidedEmbedder(preset="smoke").run_config((1, 8, 8), 1257, 10).epochs == 2  # no plan
 
 
 def test_pipeline_in_grid_search(images, fast):

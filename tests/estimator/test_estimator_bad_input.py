@@ -34,12 +34,9 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
         pytest.param(lambda x: x[:, None, None], lambda y: y, "5 dimensions", id="five-dims"),
         pytest.param(lambda x: x[0].ravel(), lambda y: y, "one sample", id="one-dimensional"),
         pytest.param(lambda x: x[:0], lambda y: y[:0], "no samples", id="empty"),
-        pytest.param(lambda x: x.astype(np.float32) * 3.0, lambda y: y, r"\[0, 1\] or \[0, 255\]",
-                     id="float-out-of-range"),
-        pytest.param(lambda x: x.astype(np.int64) - 10, lambda y: y, "0..255", id="int-out-of-range"),
         pytest.param(lambda x: np.array([["a"] * 8] * 3), lambda y: y[:3], "real numbers",
                      id="strings-as-X"),
-        pytest.param(lambda x: x, lambda y: None, "y is required", id="no-labels"),
+        pytest.param(lambda x: x, lambda y: None, "requires y to be passed", id="no-labels"),
         pytest.param(lambda x: x, lambda y: y[:-1], "36 samples but y has 35 labels", id="length"),
         pytest.param(lambda x: x, lambda y: np.full(len(y), "cat"), "single class \\('cat'\\)",
                      id="single-class"),
@@ -112,7 +109,7 @@ def test_auto_device_works_here(images, fast):
         pytest.param(lambda x: np.zeros((2, 64), np.float32), "feature vectors but the model takes 8×8",
                      id="vectors-for-images"),
         pytest.param(lambda x: np.full((2, 8, 8), np.nan), "NaN", id="nan"),
-        pytest.param(lambda x: np.full((2, 8, 8), -1.0), r"\[0, 1\] or \[0, 255\]", id="float-range"),
+        pytest.param(lambda x: np.full((2, 8, 8), -1000.0), "fitted on values in", id="float-range"),
     ],
 )
 def test_bad_data_to_transform(fitted, make_x, match):
@@ -125,7 +122,7 @@ def test_bad_data_to_transform(fitted, make_x, match):
 def test_transform_of_vectors_checks_the_feature_count(vectors, fast):
     x, y = vectors
     est = GuidedEmbedder(**fast).fit(x, y)
-    with pytest.raises(DataError, match="5 features but the model takes 16"):
+    with pytest.raises(DataError, match="X has 5 features, but GuidedEmbedder is expecting 16"):
         est.transform(x[:, :5])
     with pytest.raises(DataError, match="holds images but the model takes feature vectors"):
         est.transform(np.zeros((2, 4, 4), np.uint8))
@@ -134,8 +131,10 @@ def test_transform_of_vectors_checks_the_feature_count(vectors, fast):
 def test_float_images_keep_their_scale_in_transform(images, fast):
     x, y = images
     est = GuidedEmbedder(**fast).fit(x / 255.0, y)  # [0, 1] floats
-    with pytest.raises(DataError, match=r"\[0, 1\] like the training images"):
+    with pytest.raises(DataError, match=r"fitted on values in \[0, 1\]"):
         est.transform(x.astype(np.float32))  # [0, 255] floats: a different scale, refused
+    # Within the training range (or a little beyond it: clipped) they are fine.
+    assert est.transform(np.clip(x / 250.0, 0, 1.02)).shape == (len(x), 2)
 
 
 def test_save_refuses_an_existing_file(fitted, tmp_path):

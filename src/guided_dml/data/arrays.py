@@ -4,6 +4,15 @@ Images become ``uint8 (N, C, H, W)`` and feature vectors ``float32 (N, F)``, the
 :class:`~guided_dml.data.base.ArrayDataset`; labels of any type (strings included) become
 ``int64`` codes into a sorted array of class values. Anything unusable raises a one-line
 :class:`~guided_dml.errors.DataError` that says what is wrong and what to do.
+
+**One canonical scale.** Fitting decides one affine map from the training array's value range
+(:func:`fit_value_range`: its minimum and maximum over every sample and channel) and applies it
+to every later array (:func:`as_model_input` with ``value_range``): images go onto 8-bit
+intensities 0..255 (the scale of image files, and what GEMINI's raw-0-255 setting assumes;
+METHODS.md §1.2), feature vectors onto [0, 1]. The same data given as uint8, as 0-1 or 0-16 floats
+or at any other scale and offset therefore reach the teacher and the student as the same numbers
+(up to float rounding), and so give the same model. One map for all channels and features, not
+one each: relative contrasts are kept, and the networks standardise per channel themselves.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ class ModelInput:
 
     data: torch.Tensor
     pixel_scale: float | None = None
+    value_range: tuple[float, float] | None = None  # the canonical map's (low, high), if used
 
     @property
     def is_images(self) -> bool:
@@ -48,9 +58,17 @@ def _shapes_of(x: Any) -> list[tuple[int, ...]]:
     return seen
 
 
+class NotNumbersError(DataError, TypeError):
+    """Values that are not numbers (a TypeError, as numpy and scikit-learn raise for them)."""
+
+
 def _as_array(x: Any, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
+    if hasattr(x, "tocsr") or hasattr(x, "to_dense"):  # scipy.sparse, sparse tensors
+        # scikit-learn's wording, which its estimator checks look for.
+        raise DataError(f"Sparse data was passed for {name}, but dense data is required; "
+                        "use .toarray() to convert it to a dense numpy array")
     try:
         arr = np.asarray(x)
     except ValueError as exc:  # numpy refuses ragged nesting: images of several sizes or modes
@@ -67,7 +85,14 @@ def _as_array(x: Any, name: str) -> np.ndarray:
                 f"{name} holds images of mixed sizes or modes (found shapes {shapes[0]} and "
                 f"{shapes[1]}); convert them to one size and mode first"
             )
-        raise DataError(f"{name} must hold numbers (images or feature vectors), not Python objects")
+        try:  # numbers held as Python objects (a DataFrame of mixed columns, ...)
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise NotNumbersError(
+                f"{name} must hold numbers (images or feature vectors): {exc}"
+            ) from exc
+    if arr.dtype.kind == "c":
+        raise DataError(f"Complex data not supported: {name} must hold real numbers")
     if arr.dtype.kind not in "biuf":
         raise DataError(f"{name} must hold real numbers; got dtype {arr.dtype}")
     return arr
@@ -127,7 +152,58 @@ def _to_uint8(arr: np.ndarray, pixel_scale: float | None, name: str) -> tuple[np
     return np.clip(np.rint(x * (255.0 / pixel_scale)), 0, 255).astype(np.uint8), pixel_scale
 
 
-def as_model_input(x: Any, *, pixel_scale: float | None = None, name: str = "X") -> ModelInput:
+def fit_value_range(x: Any, name: str = "X") -> tuple[float, float]:
+    """``(low, high)``: the smallest and largest value of ``x``, the canonical map's range.
+
+    A constant array gets ``(low, low + 1)`` so the map stays defined.
+
+    Raises:
+        DataError: as :func:`as_model_input` for unusable ``x``.
+    """
+    arr = _as_array(x, name)
+    if arr.ndim < 1 or len(arr) == 0:
+        raise DataError(f"{name} holds no samples (shape {arr.shape})")
+    if arr.size == 0:
+        raise DataError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    _check_finite(arr, name)
+    lo, hi = float(arr.min()), float(arr.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+OUT_OF_RANGE = 0.5  # of the training span: images beyond it were given on another scale
+
+
+def _check_in_range(arr: np.ndarray, value_range: tuple[float, float], name: str) -> None:
+    """Refuse images far outside the training range (clipping them would silently give white
+    or black): most often the training data were 0-1 and these are 0-255, or the reverse."""
+    lo, hi = value_range
+    margin = OUT_OF_RANGE * (hi - lo)
+    found_lo, found_hi = float(arr.min()), float(arr.max())
+    if found_lo < lo - margin or found_hi > hi + margin:
+        raise DataError(
+            f"{name} holds values in [{found_lo:g}, {found_hi:g}] but the model was fitted on values "
+            f"in [{lo:g}, {hi:g}]; give images on the training data's scale"
+        )
+
+
+def _canonical(arr: np.ndarray, value_range: tuple[float, float], images: bool) -> np.ndarray:
+    """``arr`` mapped affinely from ``value_range`` onto 0..255 (images, rounded to uint8 and
+    clipped: 8 bits is what every image path holds) or [0, 1] (vectors, float32, not clipped:
+    a feature may exceed its training range)."""
+    lo, hi = value_range
+    x = (arr.astype(np.float64) - lo) / (hi - lo)
+    if images:
+        return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    return x.astype(np.float32)
+
+
+def as_model_input(
+    x: Any,
+    *,
+    pixel_scale: float | None = None,
+    value_range: tuple[float, float] | None = None,
+    name: str = "X",
+) -> ModelInput:
     """Validate ``x`` and convert it to network input.
 
     Args:
@@ -135,7 +211,10 @@ def as_model_input(x: Any, *, pixel_scale: float | None = None, name: str = "X")
             C in 1..4; uint8, integers in 0..255, or floats in [0, 1] or [0, 255] (quantised to
             8 bits). A numpy array, torch tensor or nested sequence.
         pixel_scale: the white level of float images (1 or 255) decided when the model was fitted;
-            None decides it from ``x`` (values up to 1 mean [0, 1]).
+            None decides it from ``x`` (values up to 1 mean [0, 1]). Only for models without a
+            ``value_range`` (``gdml train`` runs, estimator files saved before it existed).
+        value_range: ``(low, high)`` from :func:`fit_value_range`: map ``x`` onto the canonical
+            scale (see the module docstring); any dtype and range are then accepted.
         name: what to call ``x`` in messages.
 
     Raises:
@@ -146,21 +225,30 @@ def as_model_input(x: Any, *, pixel_scale: float | None = None, name: str = "X")
     if arr.ndim < 2:
         raise DataError(
             f"{name} must be N×F feature vectors or N images (N×H×W, N×C×H×W, N×H×W×C); got shape "
-            f"{arr.shape} (one sample? add a leading axis: x[None])"
+            f"{arr.shape}. Reshape your data (one sample? add a leading axis: x[None])"
         )
     if arr.ndim > 4:
         raise DataError(f"{name} has {arr.ndim} dimensions (shape {arr.shape}); expected 2 (N×F) to 4")
-    if len(arr) == 0 or arr.size == 0:
+    if len(arr) == 0:
         raise DataError(f"{name} holds no samples (shape {arr.shape})")
+    if arr.size == 0:
+        raise DataError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float32)
     _check_finite(arr, name)
     if arr.ndim == 2:
-        return ModelInput(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)))
+        if value_range is not None:
+            arr = _canonical(arr, value_range, images=False)
+        return ModelInput(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)),
+                          value_range=value_range)
     if arr.ndim == 3:
         arr = arr[:, None]  # N×H×W grey images
     else:
         arr = _channels_first(arr, name)
+    if value_range is not None:
+        _check_in_range(arr, value_range, name)
+        pixels = _canonical(arr, value_range, images=True)
+        return ModelInput(torch.from_numpy(np.ascontiguousarray(pixels)), value_range=value_range)
     pixels, scale = _to_uint8(arr, pixel_scale, name)
     return ModelInput(torch.from_numpy(np.ascontiguousarray(pixels)), scale)
 
@@ -205,7 +293,8 @@ def encode_labels(y: Any, n_samples: int, name: str = "y") -> tuple[np.ndarray, 
             a class with a single sample.
     """
     if y is None:
-        raise DataError(f"{name} is required: the model learns from labelled data (fit(X, y))")
+        raise DataError("this estimator requires y to be passed, but the target y is None: the "
+                        "model learns from labelled data (fit(X, y))")
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     labels = np.asarray(y)
@@ -213,6 +302,8 @@ def encode_labels(y: Any, n_samples: int, name: str = "y") -> tuple[np.ndarray, 
         labels = labels.ravel()
     if labels.ndim != 1:
         raise DataError(f"{name} must be one label per sample (shape (N,)), got shape {labels.shape}")
+    if n_samples == 1:
+        raise DataError("X has 1 sample; metric learning needs at least 2 classes of 2 samples each")
     if len(labels) != n_samples:
         raise DataError(f"X has {n_samples} samples but {name} has {len(labels)} labels; they must match")
     if labels.dtype.kind == "f" and np.isnan(labels).any():

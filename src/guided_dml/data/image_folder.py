@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from guided_dml.atomic import write_atomic
 from guided_dml.data.base import ArrayDataset
-from guided_dml.data.paths import decoded_cache_dir
+from guided_dml.data.paths import cache_disabled, decoded_cache_dir
 from guided_dml.data.splits import stratified_split
 from guided_dml.errors import DataError
 
@@ -474,8 +474,9 @@ def load_image_folder(
             they are left out with a warning.
         test_fraction: test share when the data has no split folders.
         seed: seed of that split.
-        cache: read/write the decoded cache.
-        cache_dir: cache folder (default ``<user cache>/decoded``).
+        cache: read/write the decoded cache (also off when ``cache_dir`` or ``$GDML_CACHE`` is
+            ``off``).
+        cache_dir: cache folder (default ``$GDML_CACHE``, else ``<user cache>/decoded``).
         num_workers: decoding processes (default: available cores, at most 8).
         progress: show a progress bar while decoding.
         name: data set name for the returned sets (default: the file or folder name).
@@ -508,6 +509,7 @@ def load_image_folder(
         "test_fraction": test_fraction,
         "seed": seed,
     }
+    cache = cache and not cache_disabled(cache_dir)
     cache_file = _cache_path(root, is_archive, options, decoded_cache_dir(cache_dir)) if cache else None
     cached = _read_cache(cache_file) if cache_file is not None else None
     if cached is not None:

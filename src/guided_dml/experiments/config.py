@@ -236,6 +236,10 @@ class RunConfig:
             raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}")
         if self.amp == "fp16" and self.device == "cpu":
             raise ConfigError("--amp fp16 needs a GPU; use --amp bf16 on a CPU, or --amp none")
+        from ..models.registry import BACKBONES  # the names the networks are built from
+
+        if self.backbone not in BACKBONES:  # before any work (issue 14): not after the teacher
+            raise ConfigError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         if self.nproc < 1:
             raise ConfigError("--nproc must be at least 1")
         if self.batch_size < self.nproc:
@@ -606,9 +610,11 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
     *,
+    plan: dict[str, Any] | None = None,
     name_of: Callable[[str], str] = flag_name,
 ) -> RunConfig:
-    """Code defaults < preset < config file < ``overrides`` (flags; ``None`` values are unset).
+    """Code defaults < preset < ``plan`` < config file < ``overrides`` (flags; ``None`` values
+    are unset). ``plan``: settings sized to the data (:func:`guided_dml.experiments.plan.fit_plan`).
 
     Every value is checked against its rule (:func:`setting_rules`) before anything else, and an
     error names the setting as its source does: ``name_of(key)`` for ``overrides`` (``--lr``
@@ -634,10 +640,11 @@ def resolve_config(
     values = cfg.to_dict()
     from_preset = PRESETS[preset](head.get("dataset", cfg.dataset), head.get("method", cfg.method))
     values.update(from_preset)
+    values.update(plan or {})
     values.update(from_file)
     values.update(overrides)
     if isinstance(values.get("mdr"), (int, float)) and values["mdr"] > 0:
         # What a preset, a file or a flag sets explicitly wins over the default wiring.
-        given = set(from_preset) | set(from_file) | set(overrides)
+        given = set(from_preset) | set(plan or {}) | set(from_file) | set(overrides)
         values.update({k: v for k, v in MDR_WIRING.items() if k not in given})
     return RunConfig(**values).validate()

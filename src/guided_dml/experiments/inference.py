@@ -42,7 +42,10 @@ class LoadedModel:
     config: RunConfig
     input_shape: tuple[int, ...]
     classes: list[str]
-    pixel_scale: float | None  # float-image scale of an estimator's training data, else None
+    pixel_scale: float | None  # float-image scale of older estimator files, else None
+    # (low, high) of an estimator's training values, mapped onto the canonical scale
+    # (guided_dml.data.arrays); None for `gdml train` runs (8-bit files are already on it).
+    value_range: tuple[float, float] | None
     reference: dict[str, Any] | None  # embeddings, labels, paths, root (None: not stored)
     path: Path
 
@@ -65,6 +68,7 @@ def open_model(path: str | os.PathLike[str]) -> LoadedModel:
         input_shape=tuple(int(s) for s in blob["input_shape"]),
         classes=[str(c) for c in blob["classes"]],
         pixel_scale=estimator.get("pixel_scale"),
+        value_range=tuple(estimator["input_range"]) if estimator.get("input_range") else None,
         reference=blob.get("reference"),
         path=Path(path),
     )
@@ -103,7 +107,10 @@ def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *
     """Images (files, folders, archives) or one ``.npy`` array, as ``loaded``'s network input."""
     if len(inputs) == 1 and _is_array_file(inputs[0]):
         arr = load_array(inputs[0])
-        inp = as_model_input(arr, pixel_scale=loaded.pixel_scale, name=os.fspath(inputs[0]))
+        # Vector models take raw vectors (the estimator folds its map into them).
+        value_range = loaded.value_range if loaded.is_images else None
+        inp = as_model_input(arr, pixel_scale=loaded.pixel_scale, value_range=value_range,
+                             name=os.fspath(inputs[0]))
         check_input_shape(inp.data, loaded.input_shape, name=os.fspath(inputs[0]))
         n = len(inp.data)
         return Inputs(inp.data, [str(i) for i in range(n)], [""] * n)
@@ -116,6 +123,8 @@ def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *
         )
     files = list_image_files(inputs)
     images, kept, notes = read_image_files(files, loaded.input_shape, skip_bad=skip_bad)
+    # Decoded files are 8-bit intensities: already the canonical scale, whatever range the
+    # arrays of an estimator's fit had.
     return Inputs(images, [f.name for f in kept], [f.label for f in kept], notes)
 
 
@@ -202,43 +211,54 @@ def search(
     *,
     k: int = 10,
     skip_bad: bool = False,
+    gallery: Sequence[str | os.PathLike[str]] | None = None,
+    vote: bool = False,
 ) -> dict[str, Any]:
-    """``gdml search``: the ``k`` nearest training samples of each query.
+    """``gdml search``: the ``k`` nearest gallery items of each query.
+
+    Args:
+        gallery: what to search: None for the model's training set (stored in its file), image
+            folders / archives / files (embedded once, then cached), or one CSV written by
+            ``gdml embed`` (:func:`guided_dml.experiments.gallery.load_gallery`).
+        vote: add the label most of the ``k`` neighbours have, with its share (a k-NN
+            classifier's answer).
 
     Returns:
-        ``{"results": [{"query", "neighbours": [{"rank", "distance", "label", "index", "file"}]}],
-        "notes": [...]}``; ``distance`` is Euclidean in the embedding, ``file`` is None when the
-        training data were not image files.
+        ``{"results": [{"query", "neighbours": [{"rank", "distance", "label", "index", "file"}],
+        "vote": {"label", "votes", "k", "share"} (with ``vote``)}], "notes": [...]}``;
+        ``distance`` is Euclidean in the embedding, ``file`` is None when the items were not
+        image files.
     """
+    from .gallery import load_gallery
+    from .gallery import vote as vote_of
+
     if k < 1:
         raise DataError(f"--k must be at least 1, got {k}")
     loaded = open_model(model_path)
     inp = read_inputs(loaded, queries, skip_bad=skip_bad)
-    reference, recomputed = reference_of(loaded)
-    notes = list(inp.notes)
-    if recomputed:
-        notes.append(f"recomputed the training embeddings from data set {loaded.config.dataset!r}")
-    ref_emb = reference["embeddings"].numpy() if isinstance(reference["embeddings"], torch.Tensor) \
-        else np.asarray(reference["embeddings"])
-    ref_labels = np.asarray(reference["labels"])
-    if k > len(ref_emb):
-        notes.append(f"the training set has {len(ref_emb)} samples; showing all of them")
-        k = len(ref_emb)
+    g = load_gallery(loaded, gallery, skip_bad=skip_bad)
+    notes = list(inp.notes) + g.notes
+    if k > len(g.embeddings):
+        notes.append(f"the {g.source} has {len(g.embeddings)} items; showing all of them")
+        k = len(g.embeddings)
     q_emb = _check_embeddings(embed(loaded.model, inp.data))
-    dist, idx = knn(q_emb, ref_emb, k)
+    dist, idx = knn(q_emb, g.embeddings, k)
     results = []
     for qi, name in enumerate(inp.names):
         neighbours = [
             {
                 "rank": r + 1,
                 "distance": float(np.sqrt(max(float(dist[qi, r]), 0.0))),
-                "label": loaded.classes[int(ref_labels[j])],
+                "label": g.labels[int(j)],
                 "index": int(j),
-                "file": _file_of(reference, int(j)),
+                "file": g.files[int(j)],
             }
             for r, j in enumerate(idx[qi])
         ]
-        results.append({"query": name, "neighbours": neighbours})
+        res: dict[str, Any] = {"query": name, "neighbours": neighbours}
+        if vote:
+            res["vote"] = vote_of([n["label"] for n in neighbours], [n["distance"] for n in neighbours])
+        results.append(res)
     return {"results": results, "notes": notes}
 
 
@@ -247,6 +267,10 @@ def format_search(result: dict[str, Any]) -> str:
     lines = []
     for res in result["results"]:
         lines.append(f"query: {res['query']}")
+        if "vote" in res:
+            v = res["vote"]
+            lines.append(f"  vote: {v['label']} ({v['votes']} of {v['k']} neighbours, "
+                         f"share {v['share']:.2f})")
         rows = [(str(n["rank"]), f"{n['distance']:.4f}", n["label"], n["file"] or f"#{n['index']}")
                 for n in res["neighbours"]]
         head = ("rank", "distance", "label", "training image")

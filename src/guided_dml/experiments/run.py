@@ -69,6 +69,7 @@ from .factory import (
     student_optim,
     teacher_optim,
 )
+from .plan import warn_if_near_chance
 from .run_folder import (
     MANIFEST,
     check_inputs_apart,
@@ -466,6 +467,7 @@ def train_model(
         name=name, checkpoint_path=run_dir / "student.ckpt" if run_dir is not None else None,
         progress=cfg.progress, val_score=val_score if scored else None,
         grad_scaler=accelerator.grad_scaler(dev, amp),
+        phase=f"{name}: student" if cfg.method == "gdml" else name,
     )
     trainer.on_epoch = lambda rec: (phases.__setitem__("student", trainer.result.history),
                                     write_history())
@@ -475,6 +477,8 @@ def train_model(
     result = trainer.fit()
     phases["student"] = result.history
     write_history()
+    if dist.is_main():
+        warn_if_near_chance(result.history, data.val.labels, name)
     return TrainedModel(model.cpu().eval(), input_shape, result, phases, name)
 
 
@@ -569,6 +573,7 @@ def _teacher_phase(
         config=teacher_optim(cfg), seed=cfg.seed, name=f"GEMINI teacher ({cfg.dataset})",
         checkpoint_path=run_dir / "teacher.ckpt" if run_dir is not None else None,
         progress=cfg.progress, distributed=False,  # rank 0 alone
+        phase=f"{name}: teacher",
     )
     trainer.on_epoch = lambda rec: (phases.__setitem__("teacher", trainer.result.history),
                                     write_history())

@@ -170,6 +170,7 @@ class Trainer:
         val_score: Callable[[], float] | None = None,
         distributed: bool | None = None,
         grad_scaler: torch.amp.GradScaler | None = None,
+        phase: str = "",
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
@@ -183,6 +184,10 @@ class Trainer:
         # A trainer is collective only while a process group runs (False forces a solo run).
         self.distributed = dist.is_distributed() and distributed is not False
         self.progress = _progress_enabled(progress) and self._writes()  # one bar, not N
+        # Not on a terminal (a log file, CI, a pipe): no bars, but one line per epoch on stderr,
+        # so a long run is never silent. progress=False silences both.
+        self.epoch_lines = progress is None and not sys.stderr.isatty() and self._writes()
+        self.phase = phase
         self.grad_scaler = grad_scaler
         self.on_epoch = on_epoch
         self.val_score = val_score
@@ -350,6 +355,19 @@ class Trainer:
             raise TrainingError(f"{self.name}: an epoch had no batch; lower the batch size")
         return total / count
 
+    def _epoch_line(self, record: dict[str, float], elapsed: float, done_here: int) -> str:
+        """``gdml: student epoch 3/30  loss 0.1234  val 0.8812  lr 0.1  12 s, ~1 min left``."""
+        epochs = self.config.epochs
+        left = elapsed / done_here * (epochs - record["epoch"])  # this phase's pace so far
+        parts = [f"gdml: {self.phase or self.name} epoch {record['epoch']}/{epochs}",
+                 f"loss {record['train_loss']:.4f}"]
+        if "val_score" in record:
+            parts.append(f"val score {record['val_score']:.4f}")
+        elif math.isfinite(record["val_loss"]):
+            parts.append(f"val loss {record['val_loss']:.4f}")
+        parts += [f"lr {record['lr']:.3g}", f"{_duration(elapsed)}, ~{_duration(left)} left"]
+        return "  ".join(parts)
+
     def _set_lr(self, epoch: int, i: int) -> None:
         """Warm-up and cosine factors of step ``i`` of ``epoch`` (a pure function of both, so a
         resumed run sets the same rates). The plateau schedule sets its rates between epochs."""
@@ -400,6 +418,7 @@ class Trainer:
             disable=not self.progress,
             dynamic_ncols=True,
         )
+        t_fit, done_here = time.perf_counter(), 0
         for epoch in outer:
             if self.result.stopped_early:
                 break
@@ -454,6 +473,10 @@ class Trainer:
                 save_torch(self.state_dict(), self.checkpoint_path)
             if self.on_epoch is not None and self._writes():
                 self.on_epoch(record)
+            done_here += 1
+            if self.epoch_lines:
+                print(self._epoch_line(record, time.perf_counter() - t_fit, done_here),
+                      file=sys.stderr, flush=True)
             outer.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
         outer.close()
         if not cfg.select_best and self.result.history:
@@ -481,6 +504,10 @@ def convergence(history: list[dict[str, Any]]) -> dict[str, Any]:
     cut = len(scores) - math.ceil(len(scores) / 3)
     gain = max(scores[cut:]) - max(scores[:cut])
     return {"val_gain_last_third": gain, "converged": bool(gain < CONVERGED_GAIN)}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def _safe_len(obj: Any) -> int | None:

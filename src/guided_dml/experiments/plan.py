@@ -1,0 +1,169 @@
+"""The fit plan: training settings sized to the data, for what the user leaves unset.
+
+A preset's numbers are sized for one data set (the ``cpu`` preset: ResNet-18, 6 epochs of batch
+128 on 54 000 Fashion-MNIST images, i.e. ~2 500 optimiser steps). On a folder of 100 photos the
+same numbers give one SGD step per epoch and a map no better than chance (issue 14). The plan
+derives the settings that depend on the amount and shape of the data from three numbers, the
+number of training samples, the number of classes and the input shape, so that every run takes
+enough optimiser steps for the student *and* for the GEMINI teacher.
+
+Precedence: code defaults < preset < **plan** < config file < flags / estimator parameters: the
+plan only fills what the user did not set. It applies to the ``cpu`` preset on data that have no
+data-set branch of their own in it (arrays given to :class:`~guided_dml.GuidedEmbedder`, image
+folders and archives): ``paper`` is the authors' protocol, ``smoke`` is for tests, and the
+MNIST / Fashion-MNIST / CIFAR-10 / digits settings of ``cpu`` are measured per data set
+(docs/presets.md). The choices and the validation runs behind them: docs/presets.md, "Fit plan".
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+SMALL_IMAGE = 32  # images smaller than this (either side) get the small CNN
+SMALL_DATA = 5_000  # fewer training samples than this: the small CNN, whatever the image size
+MIN_STUDENT_STEPS = 4_000  # optimiser steps of the student (Fashion-MNIST cpu runs: ~2 500)
+MAX_EPOCHS = 300  # ... but never more epochs than this (tiny folders)
+MIN_EPOCHS = 30
+MAX_BATCH = 64  # the digits recipe (docs/presets.md); 128 is for throughput on 54 000 images
+MIN_BATCH = 8  # BatchNorm needs a few samples per batch
+MIN_STEPS_PER_EPOCH = 8
+TEACHER_STEPS = 3_600  # GEMINI steps: one epoch is C·(C-1) class-pair steps (Algorithm 1)
+MAX_TEACHER_EPOCHS = 200
+NEAR_CHANCE = 0.05  # "within a few points of chance"
+STUDENT_OPTIMISER = {"schedule": "cosine", "momentum": 0.9, "nesterov": True, "lr": 0.05,
+                     "clip_value": None}
+TEACHER = {"gemini_inputs": "raw255", "gemini_lr": 1e-3, "gemini_redraw": True}
+
+# The builtin data sets whose `cpu` settings are measured for them (config.py `_cpu`); the plan
+# leaves them alone, so their configs and hashes do not change.
+PRESET_DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What the plan reads from the data: sizes only, never values."""
+
+    n_samples: int  # labelled training samples, before the validation split
+    n_classes: int
+    input_shape: tuple[int, ...]  # (C, H, W) images or (F,) feature vectors
+
+    @property
+    def is_images(self) -> bool:
+        return len(self.input_shape) == 3
+
+
+def applies(preset: str, dataset: str) -> bool:
+    """Whether the plan fills unset settings of a run of ``preset`` on ``dataset``."""
+    from .config import _dataset_key
+
+    return preset == "cpu" and _dataset_key(dataset) not in PRESET_DATASETS
+
+
+def _pow2_floor(x: float) -> int:
+    return 1 << max(0, math.floor(math.log2(max(x, 1.0))))
+
+
+def fit_plan(summary: DataSummary, val_fraction: float = 0.1) -> dict[str, Any]:
+    """The settings for ``summary``'s data, as RunConfig fields.
+
+    * backbone: the MLP for feature vectors; the small CNN for images under 32 pixels or fewer
+      than 5 000 samples (ResNet-18 from scratch over-fits a few hundred photos); else the
+      preset's ResNet-18.
+    * student batch: at most 64, and small enough for 8 steps per epoch; epochs: enough for
+      4 000 optimiser steps (30 to 300).
+    * student optimiser: SGD with Nesterov momentum 0.9, lr 0.05, cosine annealing, unclipped
+      (issue 13's study found it best for every method; on digits the preset's plateau halving
+      from lr 0.1 left the student under-fitted: validation 1-NN 0.91 against 0.955).
+    * GEMINI: about 3 600 class-pair steps (its epoch has C·(C-1) of them), on the raw 0-255
+      intensities of the canonical scale at lr 1e-3 as the authors run it (a 2-D layout where
+      standardised inputs put the classes on a line), triplets redrawn every epoch (drawn
+      once, a tiny data set would repeat the same few hundred).
+    * threads: 1 for the small networks: their matrix products are too small to share, and
+      OpenMP's synchronisation cost more than it saved (docs/presets.md).
+    """
+    n_train = max(1, int(summary.n_samples * (1.0 - val_fraction)))
+    plan: dict[str, Any] = {}
+    if not summary.is_images:
+        plan["backbone"] = "mlp"
+    elif min(summary.input_shape[1:]) < SMALL_IMAGE or summary.n_samples < SMALL_DATA:
+        plan["backbone"] = "smallcnn"
+    batch = min(MAX_BATCH, max(MIN_BATCH, _pow2_floor(n_train / MIN_STEPS_PER_EPOCH)))
+    steps_per_epoch = max(1, n_train // batch)  # the loop drops the last partial batch
+    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STUDENT_STEPS / steps_per_epoch)))
+    pairs = max(1, summary.n_classes * (summary.n_classes - 1))
+    plan.update(
+        batch_size=batch,
+        epochs=epochs,
+        **STUDENT_OPTIMISER,
+        gemini_epochs=min(MAX_TEACHER_EPOCHS, max(10, math.ceil(TEACHER_STEPS / pairs))),
+        **TEACHER,
+    )
+    if "backbone" in plan:
+        plan["threads"] = 1
+    return plan
+
+
+def describe(plan: dict[str, Any], summary: DataSummary) -> str:
+    """One line for the user: what the plan chose, and for what data."""
+    shape = "×".join(map(str, summary.input_shape))
+    shown = ("backbone", "batch_size", "epochs", "gemini_epochs")  # the rest: config.json
+    chosen = ", ".join(f"{k} {plan[k]}" for k in shown if k in plan)
+    return (f"fit plan for {summary.n_samples} samples of {shape} in {summary.n_classes} classes: "
+            f"{chosen} (flags and --config win)")
+
+
+def planned_config(
+    overrides: dict[str, Any], config_file: str | None = None
+) -> tuple[Any, dict[str, Any] | None, str | None]:
+    """``gdml train``'s config with the fit plan: ``(RunConfig, splits or None, note or None)``.
+
+    When the plan applies, the data set is loaded here (once: the splits are returned for the
+    run), before any run folder exists, so a missing or unusable data set leaves nothing behind.
+    """
+    from ..data import load_dataset
+    from ..data.registry import is_builtin
+    from .config import resolve_config
+
+    cfg = resolve_config(overrides, config_file)
+    if not applies(cfg.preset, cfg.dataset):
+        return cfg, None, None
+    opts = {"on_error": "skip"} if cfg.skip_bad and not is_builtin(cfg.dataset) else {}
+    splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **opts)
+    train = splits["train"]
+    counts = train.class_counts()
+    summary = DataSummary(len(train), int((counts > 0).sum()), tuple(train.input_shape))
+    plan = fit_plan(summary, cfg.val_fraction)
+    return resolve_config(overrides, config_file, plan=plan), splits, describe(plan, summary)
+
+
+def chance_score(labels: torch.Tensor) -> float:
+    """Expected precision@1 (≈ MAP@R) of an embedding that ignores the images: the chance that a
+    random other sample shares the query's class, Σ_k p_k² over the class shares p_k."""
+    counts = torch.bincount(labels).double()
+    p = counts / counts.sum().clamp_min(1)
+    return float((p * p).sum())
+
+
+def near_chance_note(history: list[dict[str, Any]], val_labels: torch.Tensor, name: str) -> str | None:
+    """A one-line note when the best validation score is within a few points of chance, else None."""
+    scores = [h["val_score"] for h in history if isinstance(h.get("val_score"), float)]
+    if not scores or len(val_labels) < 2:
+        return None
+    best, chance = max(scores), chance_score(val_labels)
+    if best > chance + NEAR_CHANCE:
+        return None
+    return (f"{name}: the map is not better than chance (best validation score {best:.3f}, "
+            f"chance {chance:.3f}); try more images per class, more --epochs, --backbone smallcnn "
+            "for small images, or a lower --lr")
+
+
+def warn_if_near_chance(history: list[dict[str, Any]], val_labels: torch.Tensor, name: str) -> None:
+    """:func:`near_chance_note` as a warning (the CLI prints warnings as one-line notes)."""
+    note = near_chance_note(history, val_labels, name)
+    if note is not None:
+        warnings.warn(note, UserWarning, stacklevel=2)

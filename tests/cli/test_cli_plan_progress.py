@@ -1,0 +1,91 @@
+"""`gdml train` on a folder: the fit plan fills unset settings, progress lines when stderr is not
+a terminal, -q / -v, and the note that a finished run was reused (issue 14)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from guided_dml.experiments.plan import (
+    DataSummary,
+    chance_score,
+    fit_plan,
+    near_chance_note,
+    planned_config,
+)
+
+
+@pytest.mark.parametrize(
+    ("summary", "backbone", "batch", "epochs"),
+    [
+        pytest.param(DataSummary(96, 3, (3, 32, 32)), "smallcnn", 8, 300, id="96-photos"),
+        pytest.param(DataSummary(1257, 10, (64,)), "mlp", 64, 236, id="digits-vectors"),
+        pytest.param(DataSummary(1257, 10, (1, 8, 8)), "smallcnn", 64, 236, id="digits-images"),
+        pytest.param(DataSummary(50_000, 10, (3, 64, 64)), None, 64, 30, id="large-photos"),
+    ],
+)
+def test_fit_plan_gives_every_run_enough_steps(summary, backbone, batch, epochs):
+    plan = fit_plan(summary)
+    assert plan.get("backbone") == backbone
+    assert plan["batch_size"] == batch and plan["epochs"] == epochs
+    n_train = int(summary.n_samples * 0.9)
+    assert n_train // batch >= 8 or batch == 8  # at least 8 steps per epoch when possible
+    pairs = summary.n_classes * (summary.n_classes - 1)
+    assert plan["gemini_epochs"] * pairs >= 1200  # GEMINI gets its steps too
+
+
+def test_the_plan_applies_to_folders_under_cpu_only(photos):
+    cfg, splits, note = planned_config({"dataset": str(photos)})
+    assert splits is not None and note.startswith("fit plan for 58 samples of 1×16×16 in 3 classes")
+    assert cfg.backbone == "smallcnn" and cfg.batch_size == 8 and cfg.epochs == 300
+    cfg, _, _ = planned_config({"dataset": str(photos), "epochs": 3, "batch_size": 16})
+    assert cfg.epochs == 3 and cfg.batch_size == 16  # flags win
+    for overrides in ({"dataset": "digits"}, {"dataset": str(photos), "preset": "smoke"}):
+        cfg, splits, note = planned_config(overrides)
+        assert splits is None and note is None
+
+
+def test_near_chance_note():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert chance_score(labels) == pytest.approx(1 / 3)
+    note = near_chance_note([{"val_score": 0.30}, {"val_score": 0.35}], labels, "gdml on photos")
+    assert note is not None and "not better than chance" in note and "0.350" in note
+    assert near_chance_note([{"val_score": 0.9}], labels, "x") is None
+
+
+def test_train_on_a_folder_prints_the_plan_epoch_lines_and_the_reuse_note(gdml, photos, tmp_path):
+    out = tmp_path / "run"
+    args = ("train", "--dataset", photos, "--out", out, "--epochs", "2", "--gemini-epochs", "2")
+    rc, stdout, err = gdml(*args)
+    assert rc == 0, err
+    assert "gdml: note: fit plan for 58 samples" in err
+    lines = [ln for ln in err.splitlines() if " epoch " in ln]
+    assert any(": teacher epoch 2/2" in ln for ln in lines), err
+    student = [ln for ln in lines if ": student epoch" in ln]
+    assert len(student) == 2 and "loss " in student[0] and "lr " in student[0] and "left" in student[0]
+    assert json.loads(stdout)["recall@1"] >= 0
+    assert json.loads((out / "config.json").read_text())["batch_size"] == 8  # the plan's
+    rc, stdout2, err = gdml(*args)
+    assert rc == 0 and stdout2 == stdout
+    assert "holds a finished run of these settings: nothing was trained" in err
+    rc, _, err = gdml(*args, "-q")
+    assert rc == 0 and err == ""
+
+
+def test_every_command_takes_quiet_and_verbose(gdml):
+    from guided_dml.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():
+        flags = {s for a in command._actions for s in a.option_strings}
+        assert {"-q", "-v"} <= flags, name
+
+
+def test_an_unknown_backbone_fails_before_any_work(gdml, error, photos, tmp_path):
+    out = tmp_path / "run"
+    error(gdml("train", "--dataset", photos, "--backbone", "resnet50", "--out", out),
+          "unknown backbone 'resnet50'", "resnet18")
+    assert not out.exists()

@@ -49,7 +49,9 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--plateau-on", str, "what the plateau watches: criterion | train_loss (authors)"),
     ("--backbone", str, "resnet18 | smallcnn | mlp"),
     ("--stem", str, "resnet18 stem: cifar (authors) | stride2 | imagenet (10x cheaper)"),
-    ("--pretrained", str, "torchvision resnet18 state-dict file to start from"),
+    ("--pretrained", str, "resnet18 only: imagenet (torchvision's ImageNet weights, fetched once "
+                          "and cached; inputs get ImageNet's normalisation) or a torchvision "
+                          "resnet18 state-dict file to start from"),
     ("--val-fraction", float, "validation share of the training set"),
     ("--select-on", str,
      "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss | last"),

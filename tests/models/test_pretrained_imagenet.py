@@ -135,3 +135,11 @@ def test_cli_train_with_imagenet_weights_and_embed_without_them(served, capsys):
     pretrained.imagenet_weights_path().unlink()
     model, _ = load_model(out)
     assert torch.isfinite(model(torch.rand(2, 1, 8, 8))).all()
+
+
+def test_cifar_stem_says_conv1_starts_from_scratch(served):
+    state, *_ = served
+    cfg = RunConfig(pretrained="imagenet", stem="cifar")
+    with pytest.warns(UserWarning, match="conv1 .* starts from scratch"):
+        net = build_student(cfg, (3, 32, 32), *imagenet_stats(3))
+    assert torch.equal(net.backbone.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])

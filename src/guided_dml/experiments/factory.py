@@ -6,6 +6,7 @@ arguments), so the CLI, the benchmark runner and the estimator all build the sam
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,11 @@ def build_student(
             raise ConfigError("--pretrained takes a torchvision resnet18 file (or imagenet); use "
                               "--backbone resnet18")
         if load_weights:
-            load_pretrained(backbone, resolve_pretrained(cfg.pretrained))  # type: ignore[arg-type]
+            skipped = load_pretrained(backbone, resolve_pretrained(cfg.pretrained))  # type: ignore[arg-type]
+            if "conv1.weight" in skipped:
+                warnings.warn(f"the {cfg.stem} stem's 3×3 conv1 has no counterpart in the "
+                              "pretrained 7×7 one: it starts from scratch (--stem imagenet "
+                              "keeps it)", stacklevel=2)
     return EmbeddingNet(backbone, mean, std, l2_normalize=loss_normalizes(cfg))
 
 

@@ -49,7 +49,9 @@ _HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
     ("--plateau-on", str, "what the plateau watches: criterion | train_loss (authors)"),
     ("--backbone", str, "resnet18 | smallcnn | mlp"),
     ("--stem", str, "resnet18 stem: cifar (authors) | stride2 | imagenet (10x cheaper)"),
-    ("--pretrained", str, "torchvision resnet18 state-dict file to start from"),
+    ("--pretrained", str, "resnet18 only: imagenet (torchvision's ImageNet weights, fetched once "
+                          "and cached; inputs get ImageNet's normalisation) or a torchvision "
+                          "resnet18 state-dict file to start from"),
     ("--val-fraction", float, "validation share of the training set"),
     ("--select-on", str,
      "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss | last"),
@@ -320,11 +322,17 @@ def _notes(notes: Sequence[str]) -> None:
         _info(f"gdml: note: {note}")
 
 
+def _progress() -> bool | None:
+    """embed, search, index, plot: progress on large inputs (a bar on a terminal, lines off
+    one; guided_dml.progress), none with -q."""
+    return False if _VERBOSITY["level"] < 0 else None
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from .experiments.inference import embed_to_file
 
     res = embed_to_file(args.model, args.inputs, args.out, overwrite=args.overwrite,
-                        skip_bad=args.skip_bad)
+                        skip_bad=args.skip_bad, progress=_progress())
     _notes(res["notes"])
     _info(f"wrote {res['count']} embeddings (d = {res['dim']}) to {res['out']}")
     return 0
@@ -334,7 +342,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .experiments.inference import format_search, search
 
     res = search(args.model, args.queries, k=args.k, skip_bad=args.skip_bad,
-                 gallery=args.gallery, vote=args.vote)
+                 gallery=args.gallery, vote=args.vote, progress=_progress())
     _notes(res["notes"])
     print(json.dumps(res["results"], indent=2) if args.json else format_search(res))
     return 0
@@ -344,7 +352,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .experiments.gallery import export_index
 
     res = export_index(args.model, args.out, gallery=args.gallery, overwrite=args.overwrite,
-                       skip_bad=args.skip_bad)
+                       skip_bad=args.skip_bad, progress=_progress())
     _notes(res["notes"])
     _info(f"wrote {' and '.join(res['out'])} ({res['format']}: {res['count']} items, d = {res['dim']})")
     return 0
@@ -354,7 +362,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .experiments.maps import plot_map
 
     res = plot_map(args.source, args.out, overwrite=args.overwrite, max_points=args.max_points,
-                   data_dir=args.data_dir)
+                   data_dir=args.data_dir, progress=_progress())
     _notes(res["notes"])
     _info(f"wrote {res['png']} ({res['points']} points) and {res['html']} ({res['html_points']} "
           f"points, {res['thumbnails']} thumbnails)")

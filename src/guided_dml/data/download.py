@@ -67,6 +67,15 @@ REMOTE_FILES: dict[str, tuple[RemoteFile, ...]] = {
 }
 
 
+def sha256sum(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def md5sum(path: str | os.PathLike[str]) -> str:
     """Hex md5 digest of a file, read in chunks."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -83,8 +92,9 @@ def download_url(
     *,
     progress: bool = True,
     timeout: float = 60.0,
+    sha256_prefix: str | None = None,
 ) -> Path:
-    """Download ``url`` to ``dest`` atomically, checking its md5 on the fly.
+    """Download ``url`` to ``dest`` atomically, checking its md5 (or SHA-256 prefix) on the fly.
 
     The bytes go to a temporary file next to ``dest`` that replaces it only once complete and
     verified, so an interrupted download never leaves a half file under the final name.
@@ -93,6 +103,8 @@ def download_url(
         url: any URL ``urllib`` opens (``https://``, ``http://``, ``file://``).
         dest: final file path; its folder is created.
         md5: expected hex digest, or None to skip the check.
+        sha256_prefix: expected first hex digits of the SHA-256 digest (torchvision's check of
+            its weight files, whose names carry them), or None.
         progress: show a tqdm progress bar (only on a terminal).
         timeout: seconds to wait for the server before giving up.
 
@@ -115,6 +127,7 @@ def download_url(
 
     def stream(out: BinaryIO) -> None:
         digest = hashlib.md5(usedforsecurity=False)
+        sha = hashlib.sha256() if sha256_prefix else None
         length = response.headers.get("Content-Length") if response.headers else None
         total = int(length) if length and length.isdigit() else None
         with tqdm(
@@ -137,12 +150,20 @@ def download_url(
                     break
                 out.write(block)
                 digest.update(block)
+                if sha is not None:
+                    sha.update(block)
                 bar.update(len(block))
         got = digest.hexdigest()
         if md5 is not None and got != md5.lower():
             raise DataError(
                 f"checksum mismatch for {url}: md5 {got}, expected {md5}; the download is "
                 f"corrupt or the server changed it, retry or place a verified copy at {dest}"
+            )
+        if sha is not None and not sha.hexdigest().startswith(str(sha256_prefix).lower()):
+            raise DataError(
+                f"checksum mismatch for {url}: SHA-256 {sha.hexdigest()[:16]}..., expected it to "
+                f"start with {sha256_prefix}; the download is corrupt or the server changed it, "
+                f"retry or place a verified copy at {dest}"
             )
 
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -123,8 +123,11 @@ def read_image_files(
     *,
     skip_bad: bool = False,
     num_workers: int | None = None,
+    on_decoded: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, list[ImageFile], list[str]]:
     """Decode ``files`` to ``uint8 (N, C, H, W)`` for a model taking ``input_shape`` (C, H, W).
+
+    ``on_decoded(n)``: called after each chunk of ``n`` decoded images (progress reports).
 
     Returns:
         The images, the files they came from (unreadable ones left out with ``skip_bad``), and
@@ -167,7 +170,7 @@ def read_image_files(
     if converted:
         notes.append(f"converted {converted} of {len(files)} image(s) to {mode}, the model's mode")
     parts = _run_chunks(_decode_chunk, [sources[i] for i in keep], ((width, height), mode), workers,
-                        False, "decoding")
+                        False, "decoding", on_decoded)
     errors = [err for part in parts for err in part[1]]
     if any(err is not None for err in errors):  # a header that read fine but a body that did not
         broken = [(f.name, err) for f, err in zip(files, errors, strict=True) if err is not None]

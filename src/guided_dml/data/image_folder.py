@@ -50,6 +50,7 @@ SPLIT_ALIASES = {
 }  # fmt: skip
 OUTPUT_MODES = ("L", "LA", "RGB", "RGBA")  # 8-bit modes an image tensor can hold
 _MIN_PARALLEL = 512  # below this many images, starting worker processes costs more than it saves
+_IN_PROCESS_CHUNK = 256  # chunks of a job run in this process, when its caller reports progress
 _SHOW_ERRORS = 5  # unreadable files named in a message
 
 # One split in memory: uint8 (N, C, H, W) images, int64 (N,) labels, (N,) file paths or None.
@@ -164,17 +165,25 @@ def _run_chunks(
     num_workers: int,
     progress: bool,
     desc: str,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> list[Any]:
     """Apply ``fn(chunk, *extra)`` to consecutive chunks of ``sources``, in worker processes.
 
-    Returns the per-chunk results in order. Small jobs run in this process.
+    Returns the per-chunk results in order. Small jobs run in this process. ``on_chunk(n)`` is
+    called after each chunk of ``n`` sources (a caller's own progress report).
     """
     n = len(sources)
     if n == 0:
         return []
     workers = max(1, min(num_workers, n))
     if workers == 1 or n < _MIN_PARALLEL:
-        return [fn(sources, *extra)]
+        if on_chunk is None:
+            return [fn(sources, *extra)]
+        out = []
+        for i in range(0, n, _IN_PROCESS_CHUNK):
+            out.append(fn(sources[i : i + _IN_PROCESS_CHUNK], *extra))
+            on_chunk(len(sources[i : i + _IN_PROCESS_CHUNK]))
+        return out
     # A few chunks per worker balances load; the cap keeps the progress bar moving.
     chunk = min(4096, max(64, math.ceil(n / (workers * 4))))
     chunks = [sources[i : i + chunk] for i in range(0, n, chunk)]
@@ -191,6 +200,8 @@ def _run_chunks(
             ):
                 results.append(result)
                 bar.update(len(part))
+                if on_chunk is not None:
+                    on_chunk(len(part))
     except BrokenProcessPool as exc:
         raise DataError(
             f"an image-decoding worker died ({exc}), probably out of memory; retry with num_workers=1"

@@ -6,6 +6,7 @@ arguments), so the CLI, the benchmark runner and the estimator all build the sam
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..losses import DistillationLoss, GeminiLoss, WithMDR, build_metric_loss, b
 from ..losses.triplet import PlainTripletLoss
 from ..models import Gemini, build_backbone, load_pretrained
 from ..models.embedding import EmbeddingNet, StandardizedTeacher
+from ..models.pretrained import IMAGENET, imagenet_stats, resolve_pretrained
 from ..training import OptimConfig
 from ..training.checkpoint import load_torch, save_torch
 from .config import RunConfig
@@ -35,18 +37,39 @@ def pick_backbone(cfg: RunConfig, input_shape: tuple[int, ...]) -> str:
 
 
 def build_student(
-    cfg: RunConfig, input_shape: tuple[int, ...], mean: torch.Tensor, std: torch.Tensor
+    cfg: RunConfig, input_shape: tuple[int, ...], mean: torch.Tensor, std: torch.Tensor, *,
+    load_weights: bool = True,
 ) -> EmbeddingNet:
-    """The student / baseline network: standardisation + backbone, output ``embedding_dim``."""
+    """The student / baseline network: standardisation + backbone, output ``embedding_dim``.
+
+    ``load_weights``: start from ``cfg.pretrained`` (False when a saved state dict replaces the
+    weights anyway: a saved model does not need the pretrained file any more).
+    """
     name = pick_backbone(cfg, input_shape)
     backbone = build_backbone(
         name, input_shape[0], cfg.embedding_dim, stem=cfg.stem, input_shape=input_shape
     )
     if cfg.pretrained:
         if name != "resnet18":
-            raise ConfigError("--pretrained takes a torchvision resnet18 file; use --backbone resnet18")
-        load_pretrained(backbone, cfg.pretrained)
+            raise ConfigError("--pretrained takes a torchvision resnet18 file (or imagenet); use "
+                              "--backbone resnet18")
+        if load_weights:
+            skipped = load_pretrained(backbone, resolve_pretrained(cfg.pretrained))  # type: ignore[arg-type]
+            if "conv1.weight" in skipped:
+                warnings.warn(f"the {cfg.stem} stem's 3×3 conv1 has no counterpart in the "
+                              "pretrained 7×7 one: it starts from scratch (--stem imagenet "
+                              "keeps it)", stacklevel=2)
     return EmbeddingNet(backbone, mean, std, l2_normalize=loss_normalizes(cfg))
+
+
+def student_stats(
+    cfg: RunConfig, input_shape: tuple[int, ...], mean: torch.Tensor, std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's input standardisation: the training data's ``mean``/``std``, or ImageNet's
+    for ``--pretrained imagenet`` (the normalisation those weights were trained with)."""
+    if cfg.pretrained == IMAGENET and len(input_shape) == 3:
+        return imagenet_stats(input_shape[0])
+    return mean, std
 
 
 def loss_normalizes(cfg: RunConfig) -> bool:
@@ -205,7 +228,8 @@ def load_model(path: str | Path) -> tuple[EmbeddingNet, dict[str, Any]]:
     cfg = RunConfig(**blob["config"])
     shape = tuple(blob["input_shape"])
     sd = blob["state_dict"]
-    model = build_student(cfg, shape, sd["standardize.mean"], sd["standardize.std"])
+    model = build_student(cfg, shape, sd["standardize.mean"], sd["standardize.std"],
+                          load_weights=False)
     model.load_state_dict(sd)
     model.eval()
     return model, blob

@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.files import list_image_files, read_image_files
+from ..data.files import list_image_files
 from ..data.paths import cache_disabled, decoded_cache_dir
 from ..errors import DataError, GdmlError
 from ..outputs import check_output, write_all
-from ..training import embed
-from .inference import LoadedModel, _file_of, open_model, reference_of
+from .inference import LoadedModel, _file_of, embed_progress, open_model, read_images, reference_of
 
 INDEX_FORMAT = "guided-dml-index/1"
 GALLERY_CACHE_VERSION = 1
@@ -95,10 +94,13 @@ def _read_csv_gallery(path: Path, dim: int) -> Gallery:
 
 
 def load_gallery(
-    loaded: LoadedModel, gallery: Sequence[str | os.PathLike[str]] | None, *, skip_bad: bool = False
+    loaded: LoadedModel, gallery: Sequence[str | os.PathLike[str]] | None, *, skip_bad: bool = False,
+    progress: bool | None = None,
 ) -> Gallery:
     """The gallery to search: the training set (``gallery=None``), a CSV of embeddings, or image
-    folders / archives / files, embedded with ``loaded``'s model and cached (``$GDML_CACHE``)."""
+    folders / archives / files, embedded with ``loaded``'s model and cached (``$GDML_CACHE``).
+
+    ``progress``: of decoding and embedding a large gallery (:mod:`guided_dml.progress`)."""
     if not gallery:
         return training_gallery(loaded)
     if len(gallery) == 1 and os.fspath(gallery[0]).lower().endswith(".csv"):
@@ -127,8 +129,10 @@ def load_gallery(
     if not loaded.is_images:
         raise DataError("this model takes feature vectors: give the gallery as a CSV from `gdml embed`")
     files = list_image_files(gallery)
-    images, kept, notes = read_image_files(files, loaded.input_shape, skip_bad=skip_bad)
-    emb = embed(loaded.model, images).numpy().astype(np.float32)
+    images, kept, notes = read_images(files, loaded.input_shape, skip_bad=skip_bad,
+                                      progress=progress, desc="decoding the gallery")
+    emb = embed_progress(loaded.model, images, progress, "embedding the gallery").numpy()
+    emb = emb.astype(np.float32)
     if not np.isfinite(emb).all():
         raise GdmlError("the model gives non-finite embeddings for the gallery; retrain it")
     out = Gallery(emb, [f.label for f in kept], [f.name for f in kept], notes,
@@ -162,6 +166,7 @@ def export_index(
     gallery: Sequence[str | os.PathLike[str]] | None = None,
     overwrite: bool = False,
     skip_bad: bool = False,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """``gdml index``: the gallery's embeddings, labels and files as an index for other services.
 
@@ -186,7 +191,7 @@ def export_index(
             raise DataError("a faiss index needs faiss (pip install faiss-cpu); or give --out "
                             "FILE.npz for a numpy index") from exc
     loaded = open_model(model_path)
-    g = load_gallery(loaded, gallery, skip_bad=skip_bad)
+    g = load_gallery(loaded, gallery, skip_bad=skip_bad, progress=progress)
     emb = np.ascontiguousarray(g.embeddings, dtype=np.float32)
     meta = {"format": INDEX_FORMAT, "metric": "l2", "dim": int(emb.shape[1]), "count": len(emb),
             "source": g.source}

@@ -27,6 +27,7 @@ from ..errors import DataError, GdmlError
 from ..evaluation import knn
 from ..models.embedding import EmbeddingNet
 from ..outputs import check_output, write_bytes
+from ..progress import Progress
 from ..training import embed
 from .config import RunConfig
 from .factory import load_model
@@ -102,9 +103,36 @@ def load_array(path: str | os.PathLike[str]) -> np.ndarray:
         ) from exc
 
 
+_EMBED_CHUNK = 256  # images per model call when progress is reported
+
+
+def embed_progress(model: EmbeddingNet, data: torch.Tensor, progress: bool | None = None,
+                   desc: str = "embedding") -> torch.Tensor:
+    """:func:`guided_dml.training.embed` with progress on large inputs (:mod:`guided_dml.progress`)."""
+    with Progress(desc, len(data), progress) as bar:
+        if bar.bar is None and not bar.lines:
+            return embed(model, data)
+        parts = []
+        for i in range(0, len(data), _EMBED_CHUNK):
+            parts.append(embed(model, data[i : i + _EMBED_CHUNK]))
+            bar.update(len(parts[-1]))
+        return torch.cat(parts) if parts else embed(model, data)
+
+
+def read_images(files: Sequence[Any], input_shape: Sequence[int], *, skip_bad: bool = False,
+                progress: bool | None = None,
+                desc: str = "decoding") -> tuple[torch.Tensor, list[Any], list[str]]:
+    """:func:`guided_dml.data.files.read_image_files` with progress on large inputs."""
+    with Progress(desc, len(files), progress) as bar:
+        report = bar.update if (bar.bar is not None or bar.lines) else None
+        return read_image_files(files, input_shape, skip_bad=skip_bad, on_decoded=report)
+
+
 def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *,
-                skip_bad: bool = False) -> Inputs:
-    """Images (files, folders, archives) or one ``.npy`` array, as ``loaded``'s network input."""
+                skip_bad: bool = False, progress: bool | None = None) -> Inputs:
+    """Images (files, folders, archives) or one ``.npy`` array, as ``loaded``'s network input.
+
+    ``progress``: on large inputs, progress of the decoding (:mod:`guided_dml.progress`)."""
     if len(inputs) == 1 and _is_array_file(inputs[0]):
         arr = load_array(inputs[0])
         # Vector models take raw vectors (the estimator folds its map into them).
@@ -122,7 +150,8 @@ def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *
             "of shape N×F instead of images"
         )
     files = list_image_files(inputs)
-    images, kept, notes = read_image_files(files, loaded.input_shape, skip_bad=skip_bad)
+    images, kept, notes = read_images(files, loaded.input_shape, skip_bad=skip_bad,
+                                      progress=progress)
     # Decoded files are 8-bit intensities: already the canonical scale, whatever range the
     # arrays of an estimator's fit had.
     return Inputs(images, [f.name for f in kept], [f.label for f in kept], notes)
@@ -142,6 +171,7 @@ def embed_to_file(
     *,
     overwrite: bool = False,
     skip_bad: bool = False,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """``gdml embed``: the embeddings of ``inputs`` into ``out`` (``.npy``, or ``.csv`` with names).
 
@@ -149,6 +179,9 @@ def embed_to_file(
     ``.csv`` file has the columns ``file,label,e0,...``: ``file`` names the image (the row
     number for a ``.npy`` input), ``label`` is the folder that holds it (its class folder, if
     the folder is laid out by class; empty otherwise).
+
+    ``progress``: on large inputs (:mod:`guided_dml.progress`), a bar on a terminal (``None``) or
+    always (``True``), lines off a terminal (``None``), nothing (``False``).
 
     Returns:
         ``{"out", "count", "dim", "notes"}``.
@@ -158,8 +191,8 @@ def embed_to_file(
         raise DataError(f"--out must end with .npy or .csv, got {target.name}")
     check_output(target, overwrite)  # before any work: refuse early
     loaded = open_model(model_path)
-    inp = read_inputs(loaded, inputs, skip_bad=skip_bad)
-    emb = _check_embeddings(embed(loaded.model, inp.data))
+    inp = read_inputs(loaded, inputs, skip_bad=skip_bad, progress=progress)
+    emb = _check_embeddings(embed_progress(loaded.model, inp.data, progress))
     if target.suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, emb.astype(np.float32))
@@ -213,6 +246,7 @@ def search(
     skip_bad: bool = False,
     gallery: Sequence[str | os.PathLike[str]] | None = None,
     vote: bool = False,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """``gdml search``: the ``k`` nearest gallery items of each query.
 
@@ -222,6 +256,8 @@ def search(
             ``gdml embed`` (:func:`guided_dml.experiments.gallery.load_gallery`).
         vote: add the label most of the ``k`` neighbours have, with its share (a k-NN
             classifier's answer).
+        progress: progress of reading and embedding large queries and galleries (as for
+            :func:`embed_to_file`).
 
     Returns:
         ``{"results": [{"query", "neighbours": [{"rank", "distance", "label", "index", "file"}],
@@ -235,13 +271,13 @@ def search(
     if k < 1:
         raise DataError(f"--k must be at least 1, got {k}")
     loaded = open_model(model_path)
-    inp = read_inputs(loaded, queries, skip_bad=skip_bad)
-    g = load_gallery(loaded, gallery, skip_bad=skip_bad)
+    inp = read_inputs(loaded, queries, skip_bad=skip_bad, progress=progress)
+    g = load_gallery(loaded, gallery, skip_bad=skip_bad, progress=progress)
     notes = list(inp.notes) + g.notes
     if k > len(g.embeddings):
         notes.append(f"the {g.source} has {len(g.embeddings)} items; showing all of them")
         k = len(g.embeddings)
-    q_emb = _check_embeddings(embed(loaded.model, inp.data))
+    q_emb = _check_embeddings(embed_progress(loaded.model, inp.data, progress))
     dist, idx = knn(q_emb, g.embeddings, k)
     results = []
     for qi, name in enumerate(inp.names):

@@ -32,6 +32,7 @@ from ..errors import DataError, GdmlError
 from ..interactive import embedding_html, thumbnail_uri
 from ..outputs import check_output, write_all
 from ..plotting import embedding_png
+from ..progress import Progress
 from .inference import load_array
 
 MAX_HTML_POINTS = 3000
@@ -198,8 +199,11 @@ def plot_map(
     max_points: int = MAX_HTML_POINTS,
     seed: int = 0,
     data_dir: str | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Write ``OUT.png`` and ``OUT.html`` (default: ``RUN/map.*``, or beside the embeddings file).
+
+    ``progress``: of the thumbnails of a large page (:mod:`guided_dml.progress`).
 
     Returns:
         ``{"png", "html", "points", "html_points", "thumbnails", "notes"}``.
@@ -218,11 +222,17 @@ def plot_map(
     if n > max_points:  # a fixed random subsample, in original order
         keep = np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
     thumbs: list[str | None] | None = None
-    if data.images is not None:
-        thumbs = [thumbnail_uri(data.images[i].numpy()) for i in keep]
-    elif data.files is not None:
+    if data.images is not None or data.files is not None:
         base = path.parent
-        thumbs = [_open_thumbnail(data.files[i], base) if data.files[i] else None for i in keep]
+        thumbs = []
+        with Progress("thumbnails", len(keep), progress) as bar:
+            for i in keep:
+                if data.images is not None:
+                    thumbs.append(thumbnail_uri(data.images[i].numpy()))
+                else:
+                    thumbs.append(_open_thumbnail(data.files[i], base) if data.files[i] else None)
+                bar.update(1)
+    if data.images is None and data.files is not None and thumbs is not None:
         missing = sum(t is None for t in thumbs)
         if missing == len(thumbs):
             data.notes.append("no thumbnails: none of the image files could be opened from here")

@@ -41,6 +41,7 @@ from ..data.splits import class_disjoint_classes
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
 from ..models.embedding import EmbeddingNet, channel_stats
+from ..models.pretrained import resolve_pretrained
 from ..plotting import plot_embedding, plot_history
 from ..training import (
     ArrayBatches,
@@ -67,6 +68,7 @@ from .factory import (
     gemini_loss,
     save_model,
     student_optim,
+    student_stats,
     teacher_optim,
 )
 from .plan import warn_if_near_chance
@@ -239,6 +241,7 @@ def run_experiment(
         _check_run_dir(run_dir, cfg, resume, overwrite)
         if done.exists():
             return load_run_file(done)
+        resolve_pretrained(cfg.pretrained)  # missing weights: no run folder either
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / MANIFEST).exists():
             write_manifest(run_dir)  # first: from now on the folder is recognisably ours
@@ -387,6 +390,8 @@ def train_model(
     dev = torch.device(device)
     part = (dist.rank(), dist.world_size())  # this process's slice of every global batch
     input_shape = tuple(data.train.images.shape[1:])
+    # The pretrained weights before any training (--pretrained imagenet: fetched, rank 0 first).
+    dist.main_first(lambda: resolve_pretrained(cfg.pretrained))
     mean, std = channel_stats(data.train.images)
     phases: dict[str, list[dict[str, Any]]] = {}
     writes = run_dir is not None and dist.is_main()
@@ -430,7 +435,8 @@ def train_model(
     # ---- Algorithm 2 (student) or a baseline: the same network and loop for every method
     torch.manual_seed(cfg.seed)
     layout = accelerator.memory_format(cfg.channels_last, input_shape)
-    model = build_student(cfg, input_shape, mean, std).to(dev, memory_format=layout)
+    model = build_student(cfg, input_shape, *student_stats(cfg, input_shape, mean, std)).to(
+        dev, memory_format=layout)
     loss_fn, miner = build_loss(cfg)
     loss_fn.to(dev)
     net = _data_parallel(model, dev, cfg.batch_size)  # DDP averages gradients in backward

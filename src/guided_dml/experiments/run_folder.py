@@ -132,7 +132,7 @@ def check_inputs_apart(cfg: RunConfig, run_dir: Path) -> None:
         inputs.append((f"the data set {cfg.dataset}", _resolved(dataset), dataset.is_dir()))
     if cfg.data_dir:
         inputs.append((f"the data folder {cfg.data_dir}", _resolved(cfg.data_dir), False))
-    if cfg.pretrained:
+    if cfg.pretrained and cfg.pretrained != "imagenet":  # imagenet: the user cache's file
         inputs.append((f"the pretrained weights {cfg.pretrained}", _resolved(cfg.pretrained), False))
     for what, path, no_inside in inputs:
         if _within(path, out) or (no_inside and _within(out, path)):

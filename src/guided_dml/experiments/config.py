@@ -65,7 +65,7 @@ class RunConfig:
     embedding_dim: int = 2  # the paper's d: 2-D maps for every method
     backbone: str = "resnet18"
     stem: str = "imagenet"  # ~10x cheaper than "cifar" on 28-32 px inputs; see docs/presets.md
-    pretrained: str | None = None  # torchvision resnet18 state-dict file (never fetched)
+    pretrained: str | None = None  # a torchvision resnet18 state-dict file, or "imagenet"
     augment: bool = False  # pad-crop + flip; only meaningful for natural images
     # Image folders: leave out unreadable images (with a warning) instead of stopping. It
     # changes the training data, so it is part of the config hash when set.
@@ -443,8 +443,9 @@ def _mdr(dataset: str, method: str) -> dict[str, Any]:
     1e-5) with the lr x0.2 at epochs 40, 60 and 80 of 100, no clipping, frozen BatchNorm, and for
     triplet their loss: distance-weighted negatives, margin 0.2, a plain mean. λ is not set:
     ``--mdr 0.6`` (CUB-200), 0.2 (Cars-196), 0.1 (SOP, In-Shop) gives Triplet + MDR. Their
-    backbone is an ImageNet-pretrained BN-Inception or ResNet: pass ``--pretrained FILE`` (nothing
-    is downloaded). Not yet here: their resize / random-resized-crop / flip of 224-px photos."""
+    backbone is an ImageNet-pretrained BN-Inception or ResNet: pass ``--pretrained imagenet``
+    (torchvision's ResNet-18 weights, fetched once and cached) or ``--pretrained FILE``. Not yet
+    here: their resize / random-resized-crop / flip of 224-px photos."""
     ds = _dataset_key(dataset)
     large = ds in ("sop", "inshop", "in-shop")
     p: dict[str, Any] = {

@@ -207,7 +207,8 @@ def _adapt_conv1(weight: Tensor, in_channels: int) -> Tensor:
 def load_pretrained(model: ResNet, path_or_state_dict: str | Path | Mapping[str, Tensor]) -> list[str]:
     """Load a torchvision ``resnet18`` state dict into ``model`` and return the skipped keys.
 
-    Nothing is downloaded: pass a file written by ``torch.save(resnet18(weights=...).state_dict())``
+    This reads a file and downloads nothing (``--pretrained imagenet`` fetches torchvision's file
+    first): pass a file written by ``torch.save(resnet18(weights=...).state_dict())``
     (optionally wrapped in ``{"state_dict": ...}`` or ``{"model": ...}``) or the dict itself.
 
     Keys whose shapes differ from the model are handled as follows:

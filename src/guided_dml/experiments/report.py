@@ -1445,7 +1445,8 @@ def write_report(out_dir: str | Path, confidence: float = 0.95,
         put("paired.csv", csv_bytes(paired, _paired_columns(paired)))
     references = read_references([out_dir, *include])
     if references:
-        put(REFERENCES_FILE, csv_bytes(references, list(references[0])))
+        put(REFERENCES_FILE, csv_bytes(references, list(dict.fromkeys(
+            k for r in references for k in r))))  # every column any row has, in order
     put("summary.md", render_markdown(summary, shift_summary, confidence, paired,
                                       references).encode())
     put("summary.tex", render_latex(summary, shift_summary, confidence, references).encode())

@@ -8,8 +8,8 @@ Images become ``uint8 (N, C, H, W)`` and feature vectors ``float32 (N, F)``, the
 **One canonical scale.** Fitting decides one affine map from the training array's value range
 (:func:`fit_value_range`: its minimum and maximum over every sample and channel) and applies it
 to every later array (:func:`as_model_input` with ``value_range``): images go onto 8-bit
-intensities 0..255 (the scale of image files, and what GEMINI's raw-0-255 setting assumes;
-METHODS.md §1.2), feature vectors onto [0, 1]. The same data given as uint8, as 0-1 or 0-16 floats
+intensities 0..255 (the scale of image files, and what GEMINI's raw-0-255 setting assumes: the
+authors' Algorithm 1 inputs), feature vectors onto [0, 1]. The same data given as uint8, as 0-1 or 0-16 floats
 or at any other scale and offset therefore reach the teacher and the student as the same numbers
 (up to float rounding), and so give the same model. One map for all channels and features, not
 one each: relative contrasts are kept, and the networks standardise per channel themselves.

@@ -71,7 +71,7 @@ class RunConfig:
     # changes the training data, so it is part of the config hash when set.
     skip_bad: bool = False
 
-    # Optimisation of the student and the baselines (METHODS.md §1.3-1.4).
+    # Optimisation of the student and the baselines (G-DML Algorithm 2 and Sec. 4).
     epochs: int = 6
     batch_size: int = 128
     lr: float = 0.1
@@ -125,7 +125,7 @@ class RunConfig:
 
     # GEMINI teacher (Algorithm 1).
     gemini_epochs: int = 15
-    gemini_lr: float = 1e-2  # 1e-3 under-trains with standardised inputs (METHODS.md §1.2)
+    gemini_lr: float = 1e-2  # 1e-3 under-trains with standardised inputs (docs/design.md)
     gemini_beta: float = 0.005
     gemini_margin: float = 3.0
     gemini_batch: int = 64
@@ -292,7 +292,8 @@ def _dataset_key(dataset: str) -> str:
 
 
 def _paper(dataset: str, method: str) -> dict[str, Any]:
-    """The authors' code (METHODS.md §1.2-1.4): CIFAR-stem ResNet-18, 50 epochs, for a GPU."""
+    """The authors' code (G-DML Algorithms 1-2, Sec. 4; docs/authors_protocol_notes.md):
+    CIFAR-stem ResNet-18, 50 epochs, for a GPU."""
     ds = _dataset_key(dataset)
     p: dict[str, Any] = {
         "backbone": "resnet18",

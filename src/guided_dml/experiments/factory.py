@@ -89,7 +89,7 @@ def build_teacher(
     mean: torch.Tensor,
     std: torch.Tensor,
 ) -> StandardizedTeacher:
-    """GEMINI (METHODS.md §1.1) behind the input scaling the config asks for."""
+    """GEMINI (Gonzalez-Zapata et al. 2022, Sec. 3.1, Eq. 2) behind the input scaling the config asks for."""
     stream = cfg.gemini_stream
     if stream == "auto":
         stream = "mlp" if len(input_shape) == 1 else "conv"

@@ -92,7 +92,7 @@ METHOD_COLORS = {"siamese": "tab:blue", "triplet": "tab:orange", "margin": "tab:
                  "multisim": "tab:purple", "gdml": "tab:red"}
 _EXTRA_COLORS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 
-#: The paper's published means (G-DML paper, mean over 10 runs; METHODS.md §2), in percent:
+#: The paper's published means (G-DML paper, Tables 1-3, mean over 10 runs), in percent:
 #: ``PAPER_RESULTS[dataset][method] = (R@1, F1, NMI, RP, MAP@R)``.
 PAPER_RESULTS: dict[str, dict[str, tuple[float, float, float, float, float]]] = {
     "mnist": {

@@ -295,7 +295,7 @@ def _evaluate_run(
     input_shape, name = trained.input_shape, trained.name
     train_seconds = sum(r["seconds"] for hist in phases.values() for r in hist)
 
-    # ---- evaluation: test queries against the training set (METHODS.md §2)
+    # ---- evaluation: test queries against the training set (G-DML Sec. 4: the training set is the reference)
     t_eval = time.perf_counter()
     ref_emb = embed(model, data.reference.images)
     test_emb = embed(model, data.test.images)

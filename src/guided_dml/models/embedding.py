@@ -4,7 +4,8 @@ Every network in guided-dml takes images as float tensors scaled to [0, 1] (``ui
 shape ``(N, C, H, W)``, or feature vectors ``(N, F)``. Standardisation with the training set's
 per-channel mean and standard deviation lives in buffers of the model itself, so a saved or
 exported model needs no separate preprocessing step and training and evaluation can never use
-different preprocessing (a bug METHODS.md §4 warns about).
+different preprocessing (the authors' code trains on raw pixels and evaluates on normalised
+ones: docs/authors_protocol_notes.md).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def channel_stats(images: torch.Tensor, max_samples: int = 10_000) -> tuple[torc
 class StandardizedTeacher(nn.Module):
     """``teacher(standardize(x), y)`` for a label-conditioned teacher such as GEMINI.
 
-    The paper standardises GEMINI's inputs to zero mean and unit variance (METHODS.md §1.1).
+    The paper standardises GEMINI's inputs to zero mean and unit variance (Gonzalez-Zapata et
+    al. 2022, Sec. 3.1).
     """
 
     def __init__(self, teacher: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:

@@ -13,8 +13,8 @@ def embed(model: nn.Module, inputs: torch.Tensor, batch_size: int = 1024) -> tor
     """``model`` applied to ``uint8 (N, C, H, W)`` images (scaled to [0, 1]) or ``(N, F)`` vectors.
 
     Returns ``(N, d)`` float32. The model is put in eval mode (BatchNorm uses its running
-    statistics), the same preprocessing as training is applied (METHODS.md §4). Batches go to
-    the model's device; the result is on the CPU.
+    statistics), the same preprocessing as training is applied (docs/design.md: one
+    preprocessing, eval mode). Batches go to the model's device; the result is on the CPU.
     """
     was_training = model.training
     model.eval()

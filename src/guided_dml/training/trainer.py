@@ -2,10 +2,11 @@
 
 The loop knows nothing of the model: it gets a ``step`` that turns a batch into a scalar loss, a
 batch source for training and one for validation, and the optimisation settings. It implements
-what every method in the paper's protocol shares (METHODS.md §1.3–1.4, §4):
+what every method in the paper's protocol shares (Gonzalez-Zapata et al. 2022, Sec. 4, and
+the authors' code; docs/authors_protocol_notes.md):
 
-* SGD (optionally with (Nesterov) momentum) with weight decay and gradient clipping by value
-  (the authors') or by global norm;
+* SGD (optionally with (Nesterov) momentum; or Adam, MDR's recipe) with weight decay and
+  gradient clipping by value (the authors') or by global norm;
 * a learning-rate schedule: ReduceLROnPlateau on the selection criterion or on the training loss
   (the authors'), or a per-step cosine annealing after an optional linear warm-up;
 * the best epoch chosen on the validation split (never the test set), or the last epoch (the
@@ -57,7 +58,7 @@ LOSS_OPTIMIZERS = ("shared", "adam")
 
 @dataclass
 class OptimConfig:
-    """Optimisation settings shared by all loops (defaults: the authors' student, METHODS.md §1.3)."""
+    """Optimisation settings shared by all loops (defaults: the authors' student, G-DML Algorithm 2)."""
 
     epochs: int = 50
     lr: float = 0.1

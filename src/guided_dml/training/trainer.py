@@ -8,7 +8,8 @@ the authors' code; docs/authors_protocol_notes.md):
 * SGD (optionally with (Nesterov) momentum; or Adam, MDR's recipe) with weight decay and
   gradient clipping by value (the authors') or by global norm;
 * a learning-rate schedule: ReduceLROnPlateau on the selection criterion or on the training loss
-  (the authors'), or a per-step cosine annealing after an optional linear warm-up;
+  (the authors'), a per-step cosine annealing after an optional linear warm-up, or steps at
+  given epochs (MDR's);
 * the best epoch chosen on the validation split (never the test set), or the last epoch (the
   authors'), early stop after ``early_stop_patience`` epochs without improvement.
   The criterion is the validation loss, or a validation score (higher is better, e.g. MAP@R

@@ -1,7 +1,7 @@
 """The one writer of every file guided-dml writes: temporary name, fsync, rename.
 
 Every file (configs, histories, checkpoints, models, embeddings, figures, tables, caches,
-exports, downloads) is written to a temporary file ``.NAME.XXXXXX.tmp`` in the target's own
+exports, downloads) is written to a temporary file ``.NAME.<random suffix>.tmp`` in the target's own
 folder, flushed to the disk with ``fsync`` and renamed over the target with ``os.replace``
 (atomic on POSIX). So whatever happens while a file is written (a full disk, Ctrl-C, SIGTERM, a
 bug in a serialiser) the target holds either its old complete content or the new complete one,

@@ -342,6 +342,27 @@ def _paper(dataset: str, method: str) -> dict[str, Any]:
     return p
 
 
+def _cpu_teacher(ds: str, method: str) -> dict[str, Any]:
+    """GEMINI's settings (and CIFAR-10's data settings) of both CPU presets, ``cpu-v1`` and
+    ``cpu``: the teacher studies of docs/presets.md were made with them."""
+    # B = 32 halves the cost of B = 64 and converges as far in 10 epochs at lr 2e-2
+    # (Fashion-MNIST: final triplet loss 0.032 vs 0.036 after 15 epochs at B = 64, lr 1e-2).
+    p: dict[str, Any] = {"gemini_epochs": 10, "gemini_batch": 32, "gemini_lr": 2e-2,
+                         "gemini_redraw": True, "gemini_inputs": "standardize"}
+    if ds == "cifar10":
+        # GEMINI as the authors run it on CIFAR-10 (raw 0-255 inputs, lr 1e-3, B = 64,
+        # 12 epochs, triplets drawn once): the settings above lay the ten classes out along a
+        # line (student embedding singular-value ratio 0.004-0.05), these in 2-D (0.78-0.81),
+        # and the student's best validation MAP@R doubles (seeds 1, 2: 0.139, 0.123 -> 0.273,
+        # 0.273) for 2.2x the teacher's cost, ~8 % of a run (docs/presets.md). Only G-DML's
+        # config carries them: the baselines' settings (and config hashes) stay as they were.
+        p.update({"gemini_beta": 0.003, "augment": True})
+        if method.startswith("gdml"):
+            p.update({"gemini_inputs": "raw255", "gemini_lr": 1e-3, "gemini_batch": 64,
+                      "gemini_epochs": 12, "gemini_redraw": False})
+    return p
+
+
 def _cpu_v1(dataset: str, method: str) -> dict[str, Any]:
     """The `cpu` preset until issue 13's study (docs/results/history/cpu-v1): plain SGD at lr 0.1,
     clipped by value, a plateau schedule that never fired in 6 epochs. Kept so the old record
@@ -355,25 +376,8 @@ def _cpu_v1(dataset: str, method: str) -> dict[str, Any]:
         "lr": 0.1,
         "plateau_factor": 0.5,
         "plateau_patience": 1,
-        # GEMINI: B = 32 halves the cost of B = 64 and converges as far in 10 epochs at lr 2e-2
-        # (Fashion-MNIST: final triplet loss 0.032 vs 0.036 after 15 epochs at B = 64, lr 1e-2).
-        "gemini_epochs": 10,
-        "gemini_batch": 32,
-        "gemini_lr": 2e-2,
-        "gemini_redraw": True,
-        "gemini_inputs": "standardize",
     }
-    if ds == "cifar10":
-        # GEMINI as the authors run it on CIFAR-10 (raw 0-255 inputs, lr 1e-3, B = 64,
-        # 12 epochs, triplets drawn once): the settings above lay the ten classes out along a
-        # line (student embedding singular-value ratio 0.004-0.05), these in 2-D (0.78-0.81),
-        # and the student's best validation MAP@R doubles (seeds 1, 2: 0.139, 0.123 -> 0.273,
-        # 0.273) for 2.2x the teacher's cost, ~8 % of a run (docs/presets.md). Only G-DML's
-        # config carries them: the baselines' settings (and config hashes) stay as they were.
-        p.update({"gemini_beta": 0.003, "augment": True})
-        if method.startswith("gdml"):
-            p.update({"gemini_inputs": "raw255", "gemini_lr": 1e-3, "gemini_batch": 64,
-                      "gemini_epochs": 12, "gemini_redraw": False})
+    p.update(_cpu_teacher(ds, method))
     if ds == "digits":
         # 1 257 training images of 8x8: the small CNN learns them in seconds. GEMINI as the
         # authors run it (raw 0-255 inputs, lr 1e-3, triplets drawn once): on digits it lays the
@@ -417,21 +421,9 @@ def _cpu(dataset: str, method: str) -> dict[str, Any]:
         "clip_value": None,
         "amp": "bf16",
         "channels_last": True,
-        # GEMINI: B = 32 halves the cost of B = 64 and converges as far in 10 epochs at lr 2e-2
-        # (Fashion-MNIST: final triplet loss 0.032 vs 0.036 after 15 epochs at B = 64, lr 1e-2).
-        "gemini_epochs": 10,
-        "gemini_batch": 32,
-        "gemini_lr": 2e-2,
-        "gemini_redraw": True,
-        "gemini_inputs": "standardize",
     }
     p.update(CPU_METHOD_SETTINGS.get(method, {}))
-    if ds == "cifar10":
-        # As in cpu-v1 (the authors' GEMINI settings lay CIFAR-10 out in 2-D; docs/presets.md).
-        p.update({"gemini_beta": 0.003, "augment": True})
-        if method.startswith("gdml"):
-            p.update({"gemini_inputs": "raw255", "gemini_lr": 1e-3, "gemini_batch": 64,
-                      "gemini_epochs": 12, "gemini_redraw": False})
+    p.update(_cpu_teacher(ds, method))
     if ds not in ("mnist", "fashion-mnist", "cifar10"):
         # The study covered the paper's data sets only. Digits, arrays and image folders keep
         # the earlier settings, on which the fit plan (experiments/plan.py, issue 14) was

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from guided_dml.data.image_folder import (
-    ARCHIVE_SUFFIXES,
     _decode_chunk,
     _default_workers,
     _image_suffixes,
@@ -28,6 +27,7 @@ from guided_dml.data.image_folder import (
     _run_chunks,
     _wanted,
 )
+from guided_dml.data.names import is_archive
 from guided_dml.errors import DataError
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode
@@ -48,11 +48,6 @@ class ImageFile:
     name: str
     label: str
     source: str | bytes
-
-
-def _is_archive(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith((*ARCHIVE_SUFFIXES, ".zip")) or zipfile.is_zipfile(path)
 
 
 def _folder_label(rel: str) -> str:
@@ -99,7 +94,7 @@ def list_image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[ImageFile
             entries.sort(key=lambda e: e.rel)
             found += [ImageFile(f"{shown.rstrip('/')}/{e.rel}", _folder_label(e.rel), e.source)
                       for e in entries]
-        elif path.is_file() and _is_archive(path):
+        elif is_archive(path):
             if zipfile.is_zipfile(path):
                 members = _list_zip(path)
             else:

@@ -34,6 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from guided_dml.atomic import write_atomic
+from guided_dml.data import names
 from guided_dml.data.base import ArrayDataset
 from guided_dml.data.paths import cache_disabled, decoded_cache_dir
 from guided_dml.data.splits import stratified_split
@@ -42,7 +43,6 @@ from guided_dml.errors import DataError
 OnError = Literal["raise", "skip"]
 
 CACHE_VERSION = 1  # bump when the decoding or the cache layout changes
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 SPLIT_ALIASES = {
     "train": "train", "training": "train",
     "test": "test", "testing": "test",
@@ -211,11 +211,6 @@ def _run_chunks(
 
 # ----------------------------------------------------------------------------------------------
 # Listing the source
-
-
-def _is_archive(path: Path) -> bool:
-    name = path.name.lower()
-    return path.is_file() and (name.endswith(ARCHIVE_SUFFIXES) or tarfile.is_tarfile(path))
 
 
 def _image_suffixes() -> set[str]:
@@ -502,7 +497,7 @@ def load_image_folder(
     root = Path(path).expanduser().resolve()
     if not root.exists():
         raise DataError(f"image folder {root} does not exist; check the path")
-    is_archive = _is_archive(root)
+    is_archive = names.is_archive(root, zip_ok=False)
     if not is_archive and not root.is_dir():
         raise DataError(f"{root} is neither a folder nor a tar archive of one")
     if on_error not in ("raise", "skip"):
@@ -511,7 +506,7 @@ def load_image_folder(
         raise DataError(f"mode must be one of {', '.join(OUTPUT_MODES)}, got {mode!r}")
     wh = _parse_size(size)
     if name is None:
-        name = re.sub(r"(\.tar(\.gz|\.bz2|\.xz)?|\.tgz|\.tbz2|\.txz)$", "", root.name)
+        name = names.strip_archive_suffix(root.name)
 
     options = {
         "size": wh,

@@ -11,8 +11,9 @@ from typing import Any
 from guided_dml.data.base import ArrayDataset
 from guided_dml.data.cifar import load_cifar10
 from guided_dml.data.digits import load_digits
-from guided_dml.data.image_folder import ARCHIVE_SUFFIXES, load_image_folder
+from guided_dml.data.image_folder import load_image_folder
 from guided_dml.data.mnist import load_fashion_mnist, load_mnist
+from guided_dml.data.names import dataset_key, has_archive_suffix
 from guided_dml.data.retrieval import (
     RetrievalDataset,
     load_cars196,
@@ -41,14 +42,9 @@ RETRIEVAL_DATASETS: dict[str, Callable[..., dict[str, RetrievalDataset]]] = {
 }
 
 
-def _canonical(name: str) -> str:
-    """``Fashion_MNIST`` and ``fashion-mnist`` name the same data set."""
-    return name.strip().lower().replace("_", "-")
-
-
 def is_builtin(name: str) -> bool:
     """Whether :func:`load_dataset` reads ``name`` as a built-in data set (not a path)."""
-    return _canonical(name) in DATASETS
+    return dataset_key(name) in DATASETS
 
 
 def _check_options(name: str, loader: Callable[..., Any], opts: dict[str, Any]) -> None:
@@ -64,7 +60,7 @@ def _check_options(name: str, loader: Callable[..., Any], opts: dict[str, Any]) 
 
 
 def _looks_like_path(name: str) -> bool:
-    return os.sep in name or "/" in name or name.lower().endswith(ARCHIVE_SUFFIXES)
+    return os.sep in name or "/" in name or has_archive_suffix(name)
 
 
 def load_dataset(
@@ -99,7 +95,7 @@ def load_dataset(
         (1, 8, 8)
     """
     text = os.fspath(name_or_path)
-    key = _canonical(text)
+    key = dataset_key(text)
     if not isinstance(name_or_path, os.PathLike) and key in DATASETS:
         loader = DATASETS[key]
         _check_options(key, loader, opts)
@@ -117,7 +113,7 @@ def check_dataset(name_or_path: str | os.PathLike[str]) -> None:
         DataError: unknown name (the message lists the choices) or missing path.
     """
     text = os.fspath(name_or_path)
-    if not isinstance(name_or_path, os.PathLike) and _canonical(text) in DATASETS:
+    if not isinstance(name_or_path, os.PathLike) and dataset_key(text) in DATASETS:
         return
     path = Path(text).expanduser()
     if path.exists():
@@ -141,7 +137,7 @@ def load_retrieval_dataset(
     Raises:
         DataError: unknown name (the message lists the choices), bad option, or missing data.
     """
-    key = _canonical(name).replace("-", "")
+    key = dataset_key(name).replace("-", "")
     if key not in RETRIEVAL_DATASETS:
         raise DataError(f"unknown retrieval data set {name!r}; choose one of {', '.join(RETRIEVAL_DATASETS)}")
     loader = RETRIEVAL_DATASETS[key]

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..data.names import dataset_key, strip_archive_suffix
 from ..errors import ConfigError
 from ..losses.baselines import MINERS, REDUCERS
 from ..training.trainer import LOSS_OPTIMIZERS, OPTIMIZERS, PLATEAU_ON, SCHEDULES
@@ -254,9 +255,7 @@ class RunConfig:
 
         name = self.dataset
         if "/" in name:
-            name = Path(name.rstrip("/")).name
-            for ext in (".tar.gz", ".tgz", ".tar"):
-                name = name.removesuffix(ext)
+            name = strip_archive_suffix(Path(name.rstrip("/")).name)
         if self.imbalance:
             name = f"{name}-imb{self.imbalance:g}"
         if self.split == "classes":
@@ -286,15 +285,10 @@ class RunConfig:
 
 
 # --------------------------------------------------------------------------- presets
-def _dataset_key(dataset: str) -> str:
-    d = dataset.lower().replace("_", "-")
-    return {"fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(d, d)
-
-
 def _paper(dataset: str, method: str) -> dict[str, Any]:
     """The authors' code (G-DML Algorithms 1-2, Sec. 4; docs/authors_protocol_notes.md):
     CIFAR-stem ResNet-18, 50 epochs, for a GPU."""
-    ds = _dataset_key(dataset)
+    ds = dataset_key(dataset)
     p: dict[str, Any] = {
         "backbone": "resnet18",
         "stem": "cifar",
@@ -367,7 +361,7 @@ def _cpu_v1(dataset: str, method: str) -> dict[str, Any]:
     """The `cpu` preset until issue 13's study (docs/results/history/cpu-v1): plain SGD at lr 0.1,
     clipped by value, a plateau schedule that never fired in 6 epochs. Kept so the old record
     and the study (whose trials override it) stay reproducible."""
-    ds = _dataset_key(dataset)
+    ds = dataset_key(dataset)
     p: dict[str, Any] = {
         "backbone": "resnet18",
         "stem": "imagenet",
@@ -408,7 +402,7 @@ def _cpu(dataset: str, method: str) -> dict[str, Any]:
     binds on one loss only is not a neutral setting), bf16 autocast and channels_last (0.8x the
     time of fp32 at the same validation score); each method's learning rate and loss setting
     from the equal-budget study (:data:`CPU_METHOD_SETTINGS`)."""
-    ds = _dataset_key(dataset)
+    ds = dataset_key(dataset)
     p: dict[str, Any] = {
         "backbone": "resnet18",
         "stem": "imagenet",
@@ -442,7 +436,7 @@ def _mdr(dataset: str, method: str) -> dict[str, Any]:
     backbone is an ImageNet-pretrained BN-Inception or ResNet: pass ``--pretrained imagenet``
     (torchvision's ResNet-18 weights, fetched once and cached) or ``--pretrained FILE``. Not yet
     here: their resize / random-resized-crop / flip of 224-px photos."""
-    ds = _dataset_key(dataset)
+    ds = dataset_key(dataset)
     large = ds in ("sop", "inshop", "in-shop")
     p: dict[str, Any] = {
         "backbone": "resnet18",

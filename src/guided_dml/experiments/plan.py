@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from ..data.names import dataset_key
+
 SMALL_IMAGE = 32  # images smaller than this (either side) get the small CNN
 SMALL_DATA = 5_000  # fewer training samples than this: the small CNN, whatever the image size
 MIN_STUDENT_STEPS = 4_000  # optimiser steps of the student (Fashion-MNIST cpu runs: ~2 500)
@@ -59,9 +61,7 @@ class DataSummary:
 
 def applies(preset: str, dataset: str) -> bool:
     """Whether the plan fills unset settings of a run of ``preset`` on ``dataset``."""
-    from .config import _dataset_key
-
-    return preset == "cpu" and _dataset_key(dataset) not in PRESET_DATASETS
+    return preset == "cpu" and dataset_key(dataset) not in PRESET_DATASETS
 
 
 def _pow2_floor(x: float) -> int:

@@ -8,7 +8,11 @@ files a record holds (CSV tables, summaries, figures: no checkpoints, no embeddi
 paper's rows and the references beside ours) and the number of finished runs.
 
     .venv/bin/python scripts/sync_record.py --src /work/grid/results/cpu \\
-        --dst docs/results/cpu --doc docs/results.md
+        --dst docs/results/cpu --doc docs/results.md --include docs/results/cpu
+
+``--include`` (as ``gdml benchmark --include``) reports earlier records together with the grid's
+own runs: name the committed record itself when a session's grid folder started empty, or its
+runs would drop out of the record.
 
 Safe to rerun at any time: every file is replaced whole (written to a temporary name, then
 renamed), and a run still training is simply not in the report yet.
@@ -52,10 +56,12 @@ def main() -> int:
     ap.add_argument("--src", required=True, help="the benchmark's output folder")
     ap.add_argument("--dst", required=True, help="the committed record folder")
     ap.add_argument("--doc", help="a Markdown page with a <!-- grid results --> block")
+    ap.add_argument("--include", nargs="*", default=[],
+                    help="earlier records reported with the grid's runs (e.g. --dst itself)")
     ap.add_argument("--note", default="", help="a line put above the tables (e.g. the status)")
     args = ap.parse_args()
     src, dst = Path(args.src), Path(args.dst)
-    written = write_report(src)
+    written = write_report(src, include=args.include)
     dst.mkdir(parents=True, exist_ok=True)
     for name in RECORD_FILES:
         if (src / name).is_file():

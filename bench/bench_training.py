@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from guided_dml.evaluation import evaluate
-from guided_dml.experiments.config import METHODS, resolve_config
+from guided_dml.experiments.config import resolve_config
 from guided_dml.experiments.factory import (
     build_loss,
     build_student,
@@ -42,6 +42,7 @@ from guided_dml.experiments.factory import (
     gemini_loss,
     teacher_optim,
 )
+from guided_dml.methods import METHODS
 from guided_dml.training import (
     ArrayBatches,
     OptimConfig,

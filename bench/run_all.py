@@ -40,7 +40,7 @@ import bench_data
 import bench_evaluate
 import bench_scale
 import bench_training
-from guided_dml.experiments.config import METHODS
+from guided_dml.methods import METHODS
 
 
 @dataclass

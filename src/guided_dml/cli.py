@@ -16,6 +16,7 @@ from typing import Any
 
 from . import __version__
 from .errors import DataError, GdmlError
+from .methods import method_names
 from .validation import Rule, arg_type
 
 # Idle OpenMP threads sleep instead of spinning. Set before torch loads its OpenMP runtime (this
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one method on one data set and evaluate it")
     t.add_argument("--method", default="gdml",
-                   help="gdml | siamese | triplet | margin | multisim (default: gdml)")
+                   help=f"{' | '.join(method_names())} (default: gdml)")
     t.add_argument("--dataset", default="digits",
                    help="digits | mnist | fashion-mnist | cifar10 | path of an image folder/archive")
     t.add_argument("--mdr", type=_float, help="add MDR with this λ (e.g. 0.2)")
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--datasets", nargs="+", default=["digits"], metavar="NAME",
                    help="data sets (default: digits)")
     b.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
-                   help="methods (default: all five)")
+                   help=f"methods (default: all of {' '.join(method_names())})")
     b.add_argument("--mdr", type=_float, help="also run METHOD+mdr with this λ")
     b.add_argument("--mdr-methods", nargs="+", default=["triplet", "gdml"], metavar="METHOD",
                    help="methods that get an +mdr variant (default: triplet gdml)")
@@ -416,11 +417,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .experiments.benchmark import DEFAULT_METHODS, BenchmarkSpec, parse_seeds, plan, run_benchmark
+    from .experiments.benchmark import BenchmarkSpec, parse_seeds, plan, run_benchmark
 
     spec = BenchmarkSpec(
         datasets=args.datasets,
-        methods=args.methods or list(DEFAULT_METHODS),
+        methods=args.methods or list(method_names()),
         seeds=parse_seeds(args.seeds),
         preset=args.preset or "cpu",
         out=args.out,

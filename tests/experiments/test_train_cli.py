@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from guided_dml.cli import main
-from guided_dml.experiments.config import METHODS
+from guided_dml.methods import METHODS
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", list(METHODS))
 def test_smoke_train_every_method(tmp_path, method, capsys):
     out = tmp_path / method
     rc = main(["train", "--method", method, "--dataset", "digits", "--preset", "smoke",

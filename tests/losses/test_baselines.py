@@ -9,7 +9,7 @@ import torch
 from pytorch_metric_learning import distances, losses, miners
 
 from guided_dml.errors import ConfigError
-from guided_dml.losses import METRIC_LOSSES, MINERS, build_metric_loss, build_miner
+from guided_dml.losses import MINERS, build_metric_loss, build_miner, metric_losses
 
 
 def batch(n: int = 24, d: int = 3, classes: int = 4, seed: int = 0):
@@ -36,21 +36,21 @@ def mean_nonzero(values: list[float]) -> float:
     return sum(kept) / len(kept) if kept else 0.0
 
 
-@pytest.mark.parametrize("name", list(METRIC_LOSSES))
+@pytest.mark.parametrize("name", list(metric_losses()))
 @pytest.mark.parametrize("normalize", [None, True, False])
 def test_adapter_equals_pml(name: str, normalize: bool | None) -> None:
     emb, labels = batch()
     direct_kwargs = {}
     if normalize is False:
         direct_kwargs["distance"] = distances.LpDistance(normalize_embeddings=False)
-    direct = METRIC_LOSSES[name](**direct_kwargs)
+    direct = metric_losses()[name](**direct_kwargs)
     adapter = build_metric_loss(name, normalize_embeddings=normalize)
     assert type(adapter) is type(direct)
     assert adapter(emb, labels).item() == pytest.approx(direct(emb, labels).item(), rel=1e-12)
 
 
 def test_registry_names_the_paper_losses() -> None:
-    assert METRIC_LOSSES == {
+    assert metric_losses() == {
         "siamese": losses.ContrastiveLoss,
         "triplet": losses.TripletMarginLoss,
         "margin": losses.MarginLoss,

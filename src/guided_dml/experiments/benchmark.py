@@ -26,12 +26,12 @@ from tqdm.auto import tqdm
 
 from ..atomic import write_text
 from ..errors import ConfigError, GdmlError
-from .config import METHODS, RunConfig, resolve_config
+from ..methods import METHODS, method_names
+from .config import RunConfig, resolve_config
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DATASETS = ("digits",)
-DEFAULT_METHODS = METHODS
 
 
 @dataclass
@@ -39,7 +39,7 @@ class BenchmarkSpec:
     """What to run. ``mdr`` lists λ values; each adds ``METHOD+mdr`` for ``mdr_methods``."""
 
     datasets: Sequence[str] = DEFAULT_DATASETS
-    methods: Sequence[str] = DEFAULT_METHODS
+    methods: Sequence[str] = field(default_factory=method_names)  # every registered method
     seeds: int | Sequence[int] = 3  # N: seeds 0..N-1; a sequence: exactly those seeds
     preset: str = "cpu"
     out: str = "results/benchmark"

@@ -18,10 +18,10 @@ from typing import Any
 from ..data.names import dataset_key, strip_archive_suffix
 from ..errors import ConfigError
 from ..losses.baselines import MINERS, REDUCERS
+from ..methods import get_method, method_names, trains_teacher
 from ..training.trainer import LOSS_OPTIMIZERS, OPTIMIZERS, PLATEAU_ON, SCHEDULES
 from ..validation import Rule, check_all
 
-METHODS = ("gdml", "siamese", "triplet", "margin", "multisim")
 SELECT_ON = ("map@r", "r_precision", "precision@1", "recall@1", "loss", "last")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -160,8 +160,7 @@ class RunConfig:
         check_all(self.to_dict(), setting_rules(), flag_name)
         if self.nesterov and self.momentum == 0:
             raise ConfigError("--nesterov needs --momentum > 0 (Nesterov momentum of no momentum)")
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        get_method(self.method)  # the registry's error names the choices
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
         for name in ("epochs", "batch_size", "embedding_dim", "gemini_epochs", "gemini_batch"):
@@ -199,7 +198,7 @@ class RunConfig:
             raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.batch_sampler not in ("random", "pk"):
             raise ConfigError("--batch-sampler must be 'random' or 'pk'")
-        if self.batch_sampler == "pk" and (self.method == "gdml" or self.nproc > 1
+        if self.batch_sampler == "pk" and (trains_teacher(self.method) or self.nproc > 1
                                            or self.triplet_sampling != "batch"):
             raise ConfigError("--batch-sampler pk is for the metric-learning baselines on one "
                               "process (G-DML's student regresses targets, not pairs)")
@@ -320,7 +319,7 @@ def _paper(dataset: str, method: str) -> dict[str, Any]:
     }.get(ds, {"gemini_beta": 0.005, "gemini_batch": 64, "gemini_epochs": 10})
     p.update(student)
     p.update(gemini)
-    if method != "gdml":
+    if not trains_teacher(method):
         # The authors' triplet baseline: 512-sample batches, margin 3 (MNIST: 10, lr 0.5) on
         # raw Euclidean embeddings, 20 % validation split.
         p.update({"batch_size": 512, "val_fraction": 0.2})
@@ -351,7 +350,7 @@ def _cpu_teacher(ds: str, method: str) -> dict[str, Any]:
         # 0.273) for 2.2x the teacher's cost, ~8 % of a run (docs/presets.md). Only G-DML's
         # config carries them: the baselines' settings (and config hashes) stay as they were.
         p.update({"gemini_beta": 0.003, "augment": True})
-        if method.startswith("gdml"):
+        if trains_teacher(method):
             p.update({"gemini_inputs": "raw255", "gemini_lr": 1e-3, "gemini_batch": 64,
                       "gemini_epochs": 12, "gemini_redraw": False})
     return p
@@ -445,7 +444,7 @@ def _mdr(dataset: str, method: str) -> dict[str, Any]:
         "split": "classes",
         "epochs": 100,
         "batch_size": 256 if large else 128,
-        "batch_sampler": "random" if method == "gdml" else "pk",
+        "batch_sampler": "random" if trains_teacher(method) else "pk",
         "samples_per_class": 3 if large else 4,
         "optimizer": "adam",
         "lr": 1e-4 if large else 5e-5,
@@ -500,7 +499,7 @@ def _limits() -> dict[str, dict[str, Any]]:
     from ..models.resnet import STEMS
 
     return {
-        "method": {"choices": METHODS},
+        "method": {"choices": method_names()},
         "preset": {"choices": tuple(PRESETS)},
         "seed": {"low": 0, "high": 2**32 - 1},  # NumPy's seed range
         "mdr": _NON_NEGATIVE,

@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..losses import DistillationLoss, GeminiLoss, WithMDR, build_metric_loss, build_miner
 from ..losses.triplet import PlainTripletLoss
+from ..methods import get_method
 from ..models import Gemini, build_backbone, load_pretrained
 from ..models.embedding import EmbeddingNet, StandardizedTeacher
 from ..models.pretrained import IMAGENET, imagenet_stats, resolve_pretrained
@@ -74,12 +75,12 @@ def student_stats(
 
 def loss_normalizes(cfg: RunConfig) -> bool:
     """Whether the method's loss compares L2-normalised embeddings (PML's default geometry)."""
-    if cfg.method == "gdml":
+    method = get_method(cfg.method)
+    if method.teacher:
         return False  # regression onto GEMINI's coordinates: the scale is the point
     if cfg.normalize_embeddings is not None:
         return cfg.normalize_embeddings
-    loss = build_metric_loss(cfg.method)
-    return bool(getattr(getattr(loss, "distance", None), "normalize_embeddings", False))
+    return method.normalizes
 
 
 def build_teacher(
@@ -103,7 +104,7 @@ def build_teacher(
 
 def build_loss(cfg: RunConfig) -> tuple[nn.Module, Any]:
     """``(loss, miner)`` of the method, wrapped in MDR when ``cfg.mdr > 0``."""
-    if cfg.method == "gdml":
+    if get_method(cfg.method).teacher:
         loss: nn.Module = DistillationLoss()
         miner = None
         if cfg.mdr > 0:

@@ -61,6 +61,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import DataError
+from ..methods import METHODS
 from ..plotting import class_colors, draw_embedding, plt
 from ..training.checkpoint import save_bytes
 from .shift import CLEAN, SHIFT_FILE, read_shift, robustness_auc
@@ -78,18 +79,12 @@ TABLE_HEADERS = ("R@1", "F1", "NMI", "RP", "MAP@R")
 #: The metrics of the paired, seed-by-seed comparisons (:func:`paired_comparisons`).
 PAIRED_METRICS = ("recall@1", "map@r", "robustness_auc")
 PAIRED_HEADERS = ("R@1", "MAP@R", "Robustness AUC")
-#: Base methods in the paper's row order; ``+mdr`` variants follow in the same order.
-METHOD_ORDER = ("siamese", "triplet", "margin", "multisim", "gdml")
-METHOD_NAMES = {"siamese": "Siamese", "triplet": "Triplet", "margin": "Margin",
-                "multisim": "MultiSim", "gdml": "G-DML"}
 #: The paper's data sets first, in its order; any other data set follows alphabetically.
 DATASET_ORDER = ("mnist", "fashion-mnist", "cifar10")
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
                  "digits": "Digits (scikit-learn)"}
 # One colour per base method in every figure (tab10); an +mdr variant keeps its base's colour
 # and is drawn dashed / hatched, so "the same loss with and without MDR" reads at a glance.
-METHOD_COLORS = {"siamese": "tab:blue", "triplet": "tab:orange", "margin": "tab:green",
-                 "multisim": "tab:purple", "gdml": "tab:red"}
 _EXTRA_COLORS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 
 #: The paper's published means (G-DML paper, Tables 1-3, mean over 10 runs), in percent:
@@ -159,7 +154,7 @@ _UNSEEN = re.compile(r"^(.+)-unseen(?:-([\d_-]+))?$")
 def method_name(label: str) -> str:
     """Display name of a method label: ``gdml`` → ``G-DML``, ``triplet+mdr`` → ``Triplet + MDR``."""
     base, _, extra = label.partition("+")
-    name = METHOD_NAMES.get(base, base)
+    name = METHODS[base].display if base in METHODS else base
     return f"{name} + {extra.upper()}" if extra else name
 
 
@@ -194,7 +189,8 @@ def dataset_name(dataset: str) -> str:
 def method_key(label: str) -> tuple[int, int, str]:
     """Sort key: base methods in the paper's order, then their ``+mdr`` variants, then the rest."""
     base, plus, _ = label.partition("+")
-    rank = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+    order = list(METHODS)  # the registry's: the paper's rows, then registered methods
+    rank = order.index(base) if base in METHODS else len(order)
     return (1 if plus else 0, rank, label)
 
 
@@ -211,8 +207,8 @@ def dataset_key(dataset: str) -> tuple[int, str, float]:
 def method_color(label: str) -> str:
     """A fixed colour per base method (shared by every figure)."""
     base = label.partition("+")[0]
-    if base in METHOD_COLORS:
-        return METHOD_COLORS[base]
+    if base in METHODS:
+        return METHODS[base].color
     return _EXTRA_COLORS[sum(map(ord, base)) % len(_EXTRA_COLORS)]
 
 

@@ -40,6 +40,7 @@ from ..data.shifts import imbalanced_subset
 from ..data.splits import class_disjoint_classes
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
+from ..methods import trains_teacher
 from ..models.embedding import EmbeddingNet, channel_stats
 from ..models.pretrained import resolve_pretrained
 from ..plotting import plot_embedding, plot_history
@@ -399,7 +400,7 @@ def train_model(
     name = f"{cfg.method_label} on {cfg.dataset_label}"
 
     # ---- Algorithm 1: the GEMINI teacher and its targets (G-DML only)
-    if cfg.method == "gdml":
+    if trains_teacher(cfg.method):
         # GEMINI is cheap next to the student: rank 0 trains it and sends its targets to all.
         train_t, val_t = dist.on_main(lambda: _teacher_phase(
             cfg, data, input_shape, mean, std, run_dir, phases, write_history, resume, name, dev))
@@ -473,7 +474,7 @@ def train_model(
         name=name, checkpoint_path=run_dir / "student.ckpt" if run_dir is not None else None,
         progress=cfg.progress, val_score=val_score if scored else None,
         grad_scaler=accelerator.grad_scaler(dev, amp),
-        phase=f"{name}: student" if cfg.method == "gdml" else name,
+        phase=f"{name}: student" if trains_teacher(cfg.method) else name,
     )
     trainer.on_epoch = lambda rec: (phases.__setitem__("student", trainer.result.history),
                                     write_history())

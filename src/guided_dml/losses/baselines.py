@@ -42,13 +42,14 @@ from pytorch_metric_learning.miners import BaseMiner
 
 from guided_dml.errors import ConfigError
 from guided_dml.losses.sampling import DistanceWeightedPairMiner
+from guided_dml.methods import METHODS
 
-METRIC_LOSSES: dict[str, type[BaseMetricLossFunction]] = {
-    "siamese": losses.ContrastiveLoss,
-    "triplet": losses.TripletMarginLoss,
-    "margin": losses.MarginLoss,
-    "multisim": losses.MultiSimilarityLoss,
-}
+
+def metric_losses() -> dict[str, type[BaseMetricLossFunction]]:
+    """The PML class of every registered baseline (:data:`guided_dml.methods.METHODS`, read
+    now: a method registered later is included)."""
+    return {m.name: getattr(losses, m.pml_loss) for m in METHODS.values() if m.pml_loss is not None}
+
 
 MINERS: dict[str, type[BaseMiner] | None] = {
     "none": None,  # the paper's setting: random batches, every pair/triplet used
@@ -76,7 +77,7 @@ def _distance_kwargs(normalize_embeddings: bool | None, kwargs: dict[str, Any]) 
 def build_metric_loss(
     name: str, *, normalize_embeddings: bool | None = None, **loss_kwargs: Any
 ) -> BaseMetricLossFunction:
-    """Build the PML loss ``name`` (a key of :data:`METRIC_LOSSES`).
+    """Build the PML loss of the registered baseline ``name`` (:func:`metric_losses`).
 
     Args:
         name: ``"siamese"``, ``"triplet"``, ``"margin"`` or ``"multisim"``.
@@ -92,11 +93,12 @@ def build_metric_loss(
         >>> loss_fn(torch.randn(32, 2), torch.randint(0, 4, (32,))).shape
         torch.Size([])
     """
-    if name not in METRIC_LOSSES:
-        raise ConfigError(f"unknown metric loss {name!r}; choose one of {', '.join(METRIC_LOSSES)}")
+    table = metric_losses()
+    if name not in table:
+        raise ConfigError(f"unknown metric loss {name!r}; choose one of {', '.join(table)}")
     kwargs = {**loss_kwargs, **_distance_kwargs(normalize_embeddings, loss_kwargs)}
     try:
-        return METRIC_LOSSES[name](**kwargs)
+        return table[name](**kwargs)
     except TypeError as exc:  # an unknown keyword for this loss
         raise ConfigError(f"bad option for metric loss {name!r}: {exc}") from exc
 

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,63 +25,11 @@ from .validation import Rule, arg_type
 # PASSIVE. A user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# Flags shared by `train` and `benchmark` that map one-to-one onto RunConfig fields.
-# (flag, type, help). The default of every flag is None = "not given": the preset decides.
+# The flags shared by `train` and `benchmark` are generated from the RunConfig fields made with
+# `config.setting` (name, type, help): a new setting is one line in config.py. The default of
+# every such flag is None = "not given": the preset decides.
 _SKIP_BAD_HELP = "leave out unreadable images (with a note)"
-_HYPER_FLAGS: list[tuple[str, Callable[[str], Any], str]] = [
-    ("--embedding-dim", int, "output dimension d (paper: 2)"),
-    ("--epochs", int, "student / baseline epochs"),
-    ("--batch-size", int, "student / baseline batch size (global: all processes together)"),
-    ("--lr", float, "student / baseline learning rate"),
-    ("--momentum", float, "SGD momentum (authors: 0)"),
-    ("--weight-decay", float, "SGD weight decay"),
-    ("--clip-value", float, "clip gradients by value (authors: 0.1)"),
-    ("--clip-norm", float, "clip the global gradient norm"),
-    ("--optimizer", str, "sgd | adam (MDR's recipe)"),
-    ("--schedule", str, "learning-rate schedule: plateau | cosine (per step) | step"),
-    ("--step-milestones", arg_type(Rule(tuple, item=int)),
-     "schedule step: epochs where the lr is multiplied by --step-gamma, e.g. 40,60,80"),
-    ("--step-gamma", float, "schedule step: factor at each milestone (MDR: 0.2)"),
-    ("--batch-sampler", str, "random | pk (batch-size/K classes x K samples; MDR's recipe)"),
-    ("--samples-per-class", int, "batch sampler pk: K (MDR: 4)"),
-    ("--warmup-epochs", float, "cosine schedule: epochs of linear warm-up"),
-    ("--plateau-factor", float, "plateau schedule: factor of each decrease"),
-    ("--plateau-patience", int, "plateau schedule: epochs without improvement before it"),
-    ("--plateau-on", str, "what the plateau watches: criterion | train_loss (authors)"),
-    ("--backbone", str, "resnet18 | smallcnn | mlp"),
-    ("--stem", str, "resnet18 stem: cifar (authors) | stride2 | imagenet (10x cheaper)"),
-    ("--pretrained", str, "resnet18 only: imagenet (torchvision's ImageNet weights, fetched once "
-                          "and cached; inputs get ImageNet's normalisation) or a torchvision "
-                          "resnet18 state-dict file to start from"),
-    ("--val-fraction", float, "validation share of the training set"),
-    ("--select-on", str,
-     "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss | last"),
-    ("--train-subset", int, "use at most this many training samples (stratified)"),
-    ("--split", str, "closed (the paper's: test images of the training classes) | classes "
-                     "(class-disjoint: train on half the classes, test on the others)"),
-    ("--train-classes", str, "with --split classes: the seen classes, e.g. 0-4 or 0,2,5"),
-    ("--imbalance", float, "long-tailed training set with this max/min class ratio"),
-    ("--early-stop-patience", int, "stop after this many epochs without improvement"),
-    ("--margin", float, "margin of the baseline loss"),
-    ("--loss-optimizer", str, "the loss's own parameters (MDR levels): shared | adam (MDR default)"),
-    ("--loss-lr", float, "learning rate of --loss-optimizer adam (MDR default 1e-4)"),
-    ("--loss-weight-decay", float, "weight decay of --loss-optimizer adam (MDR default 1e-5)"),
-    ("--miner", str,
-     "miner for the baselines: none | multisim | triplet | semihard | distance-weighted (MDR's)"),
-    ("--triplet-sampling", str,
-     "triplet: batch (all in-batch triplets) | class-pairs (the G-DML authors' network)"),
-    ("--reducer", str, "how a baseline loss averages: default (PML's) | mean (MDR's triplet)"),
-    ("--gemini-epochs", int, "GEMINI teacher epochs"),
-    ("--gemini-lr", float, "GEMINI learning rate"),
-    ("--gemini-beta", float, "β of Eq. 5"),
-    ("--gemini-margin", float, "margin m of Eq. 5"),
-    ("--gemini-batch", int, "triplets per class pair (B)"),
-    ("--gemini-data", str, "GEMINI's images: train (the split's training part) | all (authors)"),
-    ("--target-scaling", str, "none (default) | standardize: scaling of GEMINI targets"),
-    ("--threads", int, "torch threads"),
-    ("--device", str, "auto (cuda > mps > cpu) | cpu | cuda | mps"),
-    ("--amp", str, "mixed precision of the network: none | bf16 | fp16 (fp16: GPU only)"),
-]
+_SWITCHES = ("skip_bad",)  # bool settings given as a bare switch (--skip-bad), not true/false
 
 
 # Flags parse their text strictly (validation.arg_type: "2.5" is not an integer); the ranges of
@@ -90,7 +38,6 @@ _bool_flag = arg_type(Rule(bool))
 _int = arg_type(Rule(int))
 _float = arg_type(Rule(float))
 _count = arg_type(Rule(int, low=1))  # flags of the commands themselves: --workers, --k, ...
-_TYPES: dict[Callable[[str], Any], Callable[[str], Any]] = {int: _int, float: _float, str: str}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,29 +57,26 @@ class _UsageError(Exception):
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="where the data sets are (default: $GDML_DATA or the cache)")
-    p.add_argument("--preset", help="paper | cpu | smoke (default: cpu)")
+    """The RunConfig settings as flags (config.flag_settings), then --config."""
+    from .experiments.config import flag_name, flag_settings, setting_types
+
+    rules = setting_types()
+    for name, help_ in flag_settings().items():
+        rule = rules[name]
+        if name in _SWITCHES:
+            p.add_argument(flag_name(name), action="store_true", default=None, help=help_)
+            continue
+        # Only the type is parsed here; ranges and choices are checked by resolve_config, with
+        # the same rules (and messages) as config files and estimator parameters.
+        p.add_argument(flag_name(name), type=arg_type(Rule(rule.kind, item=rule.item)), help=help_)
     p.add_argument("--config", help="JSON or TOML file of settings (between preset and flags)")
-    for flag, typ, help_ in _HYPER_FLAGS:
-        p.add_argument(flag, type=_TYPES.get(typ, typ), help=help_)
-    p.add_argument("--augment", type=_bool_flag, help="pad-crop + flip augmentation (true/false)")
-    p.add_argument("--normalize-embeddings", type=_bool_flag,
-                   help="L2-normalise embeddings inside the baseline losses (true/false)")
-    p.add_argument("--gemini-redraw", type=_bool_flag, help="redraw triplets every epoch")
-    p.add_argument("--nesterov", type=_bool_flag, help="Nesterov momentum (true/false)")
-    p.add_argument("--freeze-bn", type=_bool_flag,
-                   help="BatchNorm statistics frozen while training (true/false; MDR's recipe)")
-    p.add_argument("--skip-bad", action="store_true", default=None,
-                   help=f"image folders: {_SKIP_BAD_HELP} instead of stopping")
-    p.add_argument("--channels-last", type=_bool_flag,
-                   help="NHWC image tensors, faster convolutions on recent GPUs (true/false)")
 
 
 def _overrides(args: argparse.Namespace, skip: Sequence[str] = ()) -> dict[str, Any]:
-    names = [f[0].lstrip("-").replace("-", "_") for f in _HYPER_FLAGS]
-    names += ["data_dir", "preset", "augment", "normalize_embeddings", "gemini_redraw",
-              "channels_last", "skip_bad", "nesterov", "freeze_bn"]
-    return {n: getattr(args, n) for n in names if n not in skip}
+    """The RunConfig settings given as flags (None: not given)."""
+    from .experiments.config import flag_settings
+
+    return {n: getattr(args, n) for n in flag_settings() if n not in skip}
 
 
 def _add_cache_dir(p: argparse.ArgumentParser) -> None:
@@ -330,7 +274,7 @@ def _progress() -> bool | None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from .experiments.inference import embed_to_file
+    from .commands.inference import embed_to_file
 
     res = embed_to_file(args.model, args.inputs, args.out, overwrite=args.overwrite,
                         skip_bad=args.skip_bad, progress=_progress())
@@ -340,7 +284,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .experiments.inference import format_search, search
+    from .commands.inference import format_search, search
 
     res = search(args.model, args.queries, k=args.k, skip_bad=args.skip_bad,
                  gallery=args.gallery, vote=args.vote, progress=_progress())
@@ -350,7 +294,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .experiments.gallery import export_index
+    from .commands.gallery import export_index
 
     res = export_index(args.model, args.out, gallery=args.gallery, overwrite=args.overwrite,
                        skip_bad=args.skip_bad, progress=_progress())
@@ -360,7 +304,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .experiments.maps import plot_map
+    from .commands.maps import plot_map
 
     res = plot_map(args.source, args.out, overwrite=args.overwrite, max_points=args.max_points,
                    data_dir=args.data_dir, progress=_progress())
@@ -371,7 +315,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .experiments.export import export_model
+    from .commands.export import export_model
 
     res = export_model(args.model, args.format, args.out, overwrite=args.overwrite)
     _info(f"wrote {res['out']} ({res['format']}; embeddings match the model to "

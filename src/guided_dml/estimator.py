@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_feature_names, check_is_fitted
 
 from .atomic import write_torch
+from .commands.outputs import check_output
 from .data import ArrayDataset
 from .data.arrays import as_model_input, check_input_shape, encode_labels, fit_value_range
 from .errors import ConfigError, DataError, TrainingError
@@ -29,7 +30,6 @@ from .experiments.config import RunConfig, resolve_config
 from .experiments.factory import load_model, model_blob
 from .experiments.plan import SMALL_IMAGE, DataSummary, applies, fit_plan
 from .experiments.run import prepare_data, train_model, val_scorable
-from .outputs import check_output
 from .training import embed
 from .training.accelerator import resolve_device
 

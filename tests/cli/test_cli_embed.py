@@ -206,7 +206,7 @@ def _garbage(d, name):
 
 
 def test_unexpected_os_error_is_one_line_too(gdml, error, run_dir, query, tmp_path, monkeypatch):
-    from guided_dml.experiments import inference
+    from guided_dml.commands import inference
 
     def fail(path):
         raise OSError(errno.EIO, "Input/output error\nwhile reading the model")

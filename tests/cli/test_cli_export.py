@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from guided_dml import atomic
-from guided_dml.experiments import export as export_mod
+from guided_dml.commands import export as export_mod
 from guided_dml.experiments.factory import load_model
 
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from guided_dml.experiments.gallery import vote
+from guided_dml.commands.gallery import vote
 
 
 def test_vote_takes_the_majority_and_breaks_ties_by_distance():

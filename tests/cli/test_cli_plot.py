@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from guided_dml import atomic
-from guided_dml.interactive import embedding_html, thumbnail_uri
+from guided_dml.commands.interactive import embedding_html, thumbnail_uri
 
 
 def page_data(html: str) -> dict:

@@ -7,29 +7,45 @@ Examples:
     (1258, 539)
 """
 
-from guided_dml.data.base import ArrayDataset
-from guided_dml.data.cifar import load_cifar10, read_cifar10_archive, read_cifar10_folder
-from guided_dml.data.digits import load_digits
-from guided_dml.data.download import REMOTE_FILES, RemoteFile, download_url, md5sum
-from guided_dml.data.idx import read_idx, write_idx
-from guided_dml.data.image_folder import load_image_folder
-from guided_dml.data.mnist import load_fashion_mnist, load_mnist
-from guided_dml.data.paths import decoded_cache_dir, resolve_data_dir, user_cache_dir
-from guided_dml.data.registry import (
-    DATASETS,
-    RETRIEVAL_DATASETS,
-    load_dataset,
-    load_retrieval_dataset,
-)
-from guided_dml.data.retrieval import (
-    RetrievalDataset,
-    load_cars196,
-    load_cub200,
-    load_inshop,
-    load_sop,
-)
-from guided_dml.data.splits import stratified_split
-from guided_dml.data.transforms import eval_transform, train_transform
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Lazy (PEP 562): `from guided_dml.data import load_dataset` works as before, but importing a
+# light submodule (`guided_dml.data.names`, which the configs and the CLI's parser read) does
+# not load torch, scikit-learn and every loader first.
+_WHERE = {  # name -> the submodule that defines it (imported on first use)
+    "ArrayDataset": "base",
+    "load_cifar10": "cifar",
+    "read_cifar10_archive": "cifar",
+    "read_cifar10_folder": "cifar",
+    "load_digits": "digits",
+    "REMOTE_FILES": "download",
+    "RemoteFile": "download",
+    "download_url": "download",
+    "md5sum": "download",
+    "read_idx": "idx",
+    "write_idx": "idx",
+    "load_image_folder": "image_folder",
+    "load_fashion_mnist": "mnist",
+    "load_mnist": "mnist",
+    "decoded_cache_dir": "paths",
+    "resolve_data_dir": "paths",
+    "user_cache_dir": "paths",
+    "DATASETS": "registry",
+    "RETRIEVAL_DATASETS": "registry",
+    "load_dataset": "registry",
+    "load_retrieval_dataset": "registry",
+    "RetrievalDataset": "retrieval",
+    "load_cars196": "retrieval",
+    "load_cub200": "retrieval",
+    "load_inshop": "retrieval",
+    "load_sop": "retrieval",
+    "stratified_split": "splits",
+    "eval_transform": "transforms",
+    "train_transform": "transforms",
+}
 
 __all__ = [
     "DATASETS",
@@ -62,3 +78,13 @@ __all__ = [
     "user_cache_dir",
     "write_idx",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"guided_dml.data.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'guided_dml.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -11,15 +11,13 @@ import hashlib
 import json
 import tomllib  # Python 3.11+ (pyproject.toml: requires-python)
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..data.names import dataset_key, strip_archive_suffix
 from ..errors import ConfigError
-from ..losses.baselines import MINERS, REDUCERS
 from ..methods import get_method, method_names, trains_teacher
-from ..training.trainer import LOSS_OPTIMIZERS, OPTIMIZERS, PLATEAU_ON, SCHEDULES
 from ..validation import Rule, check_all
 
 SELECT_ON = ("map@r", "r_precision", "precision@1", "recall@1", "loss", "last")
@@ -51,112 +49,154 @@ MDR_WIRING: dict[str, Any] = {"normalize_embeddings": False, "loss_optimizer": "
                               "loss_lr": 1e-4, "loss_weight_decay": 1e-5}
 
 
+def setting(default: Any, help: str) -> Any:
+    """A RunConfig field that is also a flag of ``gdml train`` and ``gdml benchmark``: the CLI
+    generates ``--name`` from the field (its type, its rule's choices) and this help text, so
+    a new setting is one line here (cli.py reads :func:`flag_settings`)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class RunConfig:
-    """Every setting of one run (a data set, a method, a seed)."""
+    """Every setting of one run (a data set, a method, a seed).
+
+    The fields made with :func:`setting` are the shared flags of ``gdml train`` and ``gdml
+    benchmark``; the others (method, data set, seed, λ, progress, processes) are each
+    command's own arguments.
+    """
 
     method: str = "gdml"
     dataset: str = "digits"
-    data_dir: str | None = None  # None: $GDML_DATA, else the per-user cache folder
+    data_dir: str | None = setting(None, "where the data sets are (default: $GDML_DATA or the cache)")
     seed: int = 0
-    preset: str = "cpu"
+    preset: str = setting("cpu", "paper | cpu | smoke | mdr | cpu-v1 (default: cpu)")
     mdr: float = 0.0  # λ of Multi-level Distance Regularization; 0 disables it
 
     # Student / baseline network (the same for every method: the paper's fair protocol).
-    embedding_dim: int = 2  # the paper's d: 2-D maps for every method
-    backbone: str = "resnet18"
-    stem: str = "imagenet"  # ~10x cheaper than "cifar" on 28-32 px inputs; see docs/presets.md
-    pretrained: str | None = None  # a torchvision resnet18 state-dict file, or "imagenet"
-    augment: bool = False  # pad-crop + flip; only meaningful for natural images
+    embedding_dim: int = setting(2, "output dimension d (paper: 2)")
+    backbone: str = setting("resnet18", "resnet18 | smallcnn | mlp")
+    # ~10x cheaper than "cifar" on 28-32 px inputs; see docs/presets.md
+    stem: str = setting("imagenet", "resnet18 stem: cifar (authors) | stride2 | imagenet (10x cheaper)")
+    pretrained: str | None = setting(
+        None,
+        "resnet18 only: imagenet (torchvision's ImageNet weights, fetched once and cached; inputs "
+        "get ImageNet's normalisation) or a torchvision resnet18 state-dict file to start from")
+    # Only meaningful for natural images.
+    augment: bool = setting(False, "pad-crop + flip augmentation (true/false)")
     # Image folders: leave out unreadable images (with a warning) instead of stopping. It
     # changes the training data, so it is part of the config hash when set.
-    skip_bad: bool = False
+    skip_bad: bool = setting(
+        False, "image folders: leave out unreadable images (with a note) instead of stopping")
 
     # Optimisation of the student and the baselines (G-DML Algorithm 2 and Sec. 4).
-    epochs: int = 6
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.0  # the authors use plain SGD
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    clip_value: float | None = 0.1  # by value (the authors'); binds on G-DML's head only
-    clip_norm: float | None = None  # by global norm
-    optimizer: str = "sgd"  # or "adam" (MDR's recipe)
-    schedule: str = "plateau"  # or "cosine" (per step, after `warmup_epochs` of linear warm-up)
-    step_milestones: tuple[int, ...] = ()  # schedule "step": epochs where lr *= step_gamma
-    step_gamma: float = 0.1
-    freeze_bn: bool = False  # BatchNorm statistics frozen while training (MDR's recipe)
+    epochs: int = setting(6, "student / baseline epochs")
+    batch_size: int = setting(128, "student / baseline batch size (global: all processes together)")
+    lr: float = setting(0.1, "student / baseline learning rate")
+    momentum: float = setting(0.0, "SGD momentum (authors: 0)")
+    nesterov: bool = setting(False, "Nesterov momentum (true/false)")
+    weight_decay: float = setting(1e-4, "SGD weight decay")
+    # The authors clip by value; it binds on G-DML's head only (issue 13).
+    clip_value: float | None = setting(0.1, "clip gradients by value (authors: 0.1)")
+    clip_norm: float | None = setting(None, "clip the global gradient norm")
+    optimizer: str = setting("sgd", "sgd | adam (MDR's recipe)")
+    schedule: str = setting("plateau", "learning-rate schedule: plateau | cosine (per step) | step")
+    step_milestones: tuple[int, ...] = setting(
+        (), "schedule step: epochs where the lr is multiplied by --step-gamma, e.g. 40,60,80")
+    step_gamma: float = setting(0.1, "schedule step: factor at each milestone (MDR: 0.2)")
+    freeze_bn: bool = setting(False, "BatchNorm statistics frozen while training (true/false; MDR's recipe)")
     # "random": shuffled batches; "pk": batch_size // K classes x K samples (MDR's recipe).
-    batch_sampler: str = "random"
-    samples_per_class: int = 4
-    warmup_epochs: float = 0.0
-    plateau_factor: float | None = 0.5
-    plateau_patience: int = 1
-    plateau_on: str = "criterion"  # or "train_loss" (the authors' code)
-    early_stop_patience: int | None = None
-    val_fraction: float = 0.1  # the authors' 90/10 split of the training set
+    batch_sampler: str = setting("random", "random | pk (batch-size/K classes x K samples; MDR's recipe)")
+    samples_per_class: int = setting(4, "batch sampler pk: K (MDR: 4)")
+    warmup_epochs: float = setting(0.0, "cosine schedule: epochs of linear warm-up")
+    plateau_factor: float | None = setting(0.5, "plateau schedule: factor of each decrease")
+    plateau_patience: int = setting(1, "plateau schedule: epochs without improvement before it")
+    plateau_on: str = setting("criterion", "what the plateau watches: criterion | train_loss (authors)")
+    early_stop_patience: int | None = setting(None, "stop after this many epochs without improvement")
+    # 0.1: the authors' 90/10 split of the training set.
+    val_fraction: float = setting(0.1, "validation share of the training set")
     # Criterion for the scheduler, the best epoch and early stop: an evaluate() key computed on
     # the validation split (leave-one-out), the same for every method, "loss", or "last" (keep
     # the last epoch, as the authors' code does; the validation MAP@R is still recorded).
-    select_on: str = "map@r"
-    train_subset: int | None = None  # keep at most this many training samples (stratified)
+    select_on: str = setting(
+        "map@r", "validation criterion: map@r | r_precision | precision@1 | recall@1 | loss | last")
+    train_subset: int | None = setting(None, "use at most this many training samples (stratified)")
     # "closed": the paper's protocol (test queries of the training classes against the training
     # set); "classes": the field's class-disjoint one (train on the first half of the classes,
     # or --train-classes; the test images of the others are queries and reference, leave-one-out).
-    split: str = "closed"
-    train_classes: str | None = None  # "0-4", "0,2,5": the seen classes under split "classes"
-    imbalance: float | None = None  # sub-population shift: long-tailed training set, n_max/n_min
+    split: str = setting(
+        "closed",
+        "closed (the paper's: test images of the training classes) | classes (class-disjoint: "
+        "train on half the classes, test on the others)")
+    train_classes: str | None = setting(None, "with --split classes: the seen classes, e.g. 0-4 or 0,2,5")
+    # Sub-population shift: the ratio n_max / n_min of a long-tailed training set.
+    imbalance: float | None = setting(None, "long-tailed training set with this max/min class ratio")
 
     # Baseline losses (pytorch-metric-learning). None: PML's default for that loss.
-    margin: float | None = None
-    normalize_embeddings: bool | None = None
+    margin: float | None = setting(None, "margin of the baseline loss")
+    normalize_embeddings: bool | None = setting(
+        None, "L2-normalise embeddings inside the baseline losses (true/false)")
     # Learnable parameters of the loss (MDR levels, margin β): "shared" (the model's SGD,
     # clipped with it) or "adam" (their own, unclipped; MDR's default, see MDR_WIRING).
-    loss_optimizer: str = "shared"
-    loss_lr: float | None = None  # None: --lr
-    loss_weight_decay: float = 0.0
-    miner: str = "none"  # the paper uses no miner
+    loss_optimizer: str = setting(
+        "shared", "the loss's own parameters (MDR levels): shared | adam (MDR default)")
+    # None: --lr.
+    loss_lr: float | None = setting(None, "learning rate of --loss-optimizer adam (MDR default 1e-4)")
+    loss_weight_decay: float = setting(0.0, "weight decay of --loss-optimizer adam (MDR default 1e-5)")
+    # The paper uses no miner.
+    miner: str = setting(
+        "none", "miner for the baselines: none | multisim | triplet | semihard | distance-weighted (MDR's)")
     # "default": PML's reduction of the loss (triplet: mean over the non-zero triplets);
     # "mean": a plain mean over every pair or triplet, zeros included (the MDR authors' triplet).
-    reducer: str = "default"
+    reducer: str = setting("default", "how a baseline loss averages: default (PML's) | mean (MDR's triplet)")
     # Triplet: "batch" (every triplet of a random image batch, PML) or "class-pairs" (the G-DML
     # authors' Triplet-Network: B triplets per ordered class pair drawn once, three forwards,
     # plain mean of the hinge on raw outputs; training/authors_triplet.py).
-    triplet_sampling: str = "batch"
+    triplet_sampling: str = setting(
+        "batch", "triplet: batch (all in-batch triplets) | class-pairs (the G-DML authors' network)")
 
     # GEMINI teacher (Algorithm 1).
-    gemini_epochs: int = 15
-    gemini_lr: float = 1e-2  # 1e-3 under-trains with standardised inputs (docs/design.md)
-    gemini_beta: float = 0.005
-    gemini_margin: float = 3.0
-    gemini_batch: int = 64
-    gemini_redraw: bool = True  # fresh triplets every epoch (authors: drawn once)
+    gemini_epochs: int = setting(15, "GEMINI teacher epochs")
+    # 1e-3 under-trains with standardised inputs (docs/design.md)
+    gemini_lr: float = setting(1e-2, "GEMINI learning rate")
+    gemini_beta: float = setting(0.005, "β of Eq. 5")
+    gemini_margin: float = setting(3.0, "margin m of Eq. 5")
+    gemini_batch: int = setting(64, "triplets per class pair (B)")
+    # The authors draw them once.
+    gemini_redraw: bool = setting(True, "redraw triplets every epoch")
     # The images GEMINI trains on: "train" (the training part of the split) or "all" (train +
     # validation, as the authors' code does: it splits only for the student).
-    gemini_data: str = "train"
-    gemini_validate: bool = False  # per-epoch validation triplets (+1/3 of the teacher's cost)
-    gemini_inputs: str = "standardize"  # or "raw255": the authors' 0-255 floats
-    gemini_stream: str = "auto"  # "conv" for images, "mlp" for vectors
+    gemini_data: str = setting("train", "GEMINI's images: train (the split's training part) | all (authors)")
+    gemini_validate: bool = setting(
+        False, "GEMINI: per-epoch validation triplets (+1/3 of the teacher's cost; true/false)")
+    gemini_inputs: str = setting(
+        "standardize", "GEMINI's input scaling: standardize | raw255 (the authors' 0-255 floats)")
+    gemini_stream: str = setting("auto", "GEMINI's streams: auto | conv (images) | mlp (vectors)")
     # "standardize": centre GEMINI's targets and divide them by one global scale before
     # distillation (a similarity transform: retrieval metrics of the targets are unchanged).
     # Measured on digits it hurts (student R@1 0.76 vs 0.90), so the default is the authors'.
-    target_scaling: str = "none"
+    target_scaling: str = setting("none", "none (default) | standardize: scaling of GEMINI targets")
 
     # Execution.
-    threads: int | None = None  # torch intra-op threads; None: torch's default
+    threads: int | None = setting(None, "torch threads")  # None: torch's default
     progress: bool | None = None  # progress bars; None: only on a terminal
-    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
+    device: str = setting("auto", "auto (cuda > mps > cpu) | cpu | cuda | mps")
     # Mixed precision of the student's / baseline's forward pass: none | bf16 | fp16 (GPU only).
     # It changes the numbers, so it is part of the config hash.
-    amp: str = "none"
-    channels_last: bool = False  # NHWC image tensors (faster convolutions on recent GPUs)
+    amp: str = setting("none", "mixed precision of the network: none | bf16 | fp16 (fp16: GPU only)")
+    channels_last: bool = setting(
+        False, "NHWC image tensors, faster convolutions on recent GPUs (true/false)")
     # Processes of a data-parallel run (torchrun); batch_size stays the global batch. With
     # BatchNorm backbones on CPUs the batch statistics are per process (docs/design.md).
     nproc: int = 1
 
     def validate(self) -> RunConfig:
         # Types, finite numbers, ranges and choices of every field (validation.Rule), then the
-        # combinations of fields below.
+        # combinations of fields below. The choices live with the code that uses them (torch
+        # modules): imported here, not at module level, so that the CLI's parser, which reads
+        # the fields, does not load torch (`gdml --help`).
+        from ..losses.baselines import MINERS, REDUCERS
+        from ..training.trainer import LOSS_OPTIMIZERS, OPTIMIZERS, PLATEAU_ON, SCHEDULES
+
         check_all(self.to_dict(), setting_rules(), flag_name)
         if self.nesterov and self.momentum == 0:
             raise ConfigError("--nesterov needs --momentum > 0 (Nesterov momentum of no momentum)")
@@ -494,9 +534,11 @@ _OPEN_UNIT = {"low": 0.0, "high": 1.0, "low_open": True, "high_open": True}
 
 
 def _limits() -> dict[str, dict[str, Any]]:
+    from ..losses.baselines import MINERS, REDUCERS
     from ..models.gemini import STREAMS
     from ..models.registry import BACKBONES
     from ..models.resnet import STEMS
+    from ..training.trainer import LOSS_OPTIMIZERS, OPTIMIZERS, PLATEAU_ON, SCHEDULES
 
     return {
         "method": {"choices": method_names()},
@@ -551,14 +593,10 @@ def _limits() -> dict[str, dict[str, Any]]:
     }
 
 
-def setting_rules() -> dict[str, Rule]:
-    """The :class:`~guided_dml.validation.Rule` of every RunConfig field, by name.
-
-    Built on each call (microseconds), not cached: the choices read the registries
-    (``BACKBONES``, ``MINERS``), to which code may add entries at run time.
-    """
+def setting_types() -> dict[str, Rule]:
+    """The type of every RunConfig field, by name, as a :class:`~guided_dml.validation.Rule`
+    without bounds or choices (what the CLI's parser needs: it loads no torch module)."""
     kinds = {"int": int, "float": float, "str": str, "bool": bool}
-    limits = _limits()
     rules = {}
     for f in fields(RunConfig):
         parts = [p.strip() for p in str(f.type).split("|")]  # "float | None", "tuple[int, ...]"
@@ -567,8 +605,23 @@ def setting_rules() -> dict[str, Rule]:
             typed = {"kind": tuple, "item": kinds[kind.removeprefix("tuple[").split(",")[0].strip()]}
         else:
             typed = {"kind": kinds[kind]}
-        rules[f.name] = Rule(**typed, optional="None" in parts, **limits.get(f.name, {}))
+        rules[f.name] = Rule(**typed, optional="None" in parts)
     return rules
+
+
+def setting_rules() -> dict[str, Rule]:
+    """The :class:`~guided_dml.validation.Rule` of every RunConfig field, by name.
+
+    Built on each call (microseconds), not cached: the choices read the registries
+    (``BACKBONES``, ``MINERS``), to which code may add entries at run time.
+    """
+    limits = _limits()
+    return {name: replace(rule, **limits.get(name, {})) for name, rule in setting_types().items()}
+
+
+def flag_settings() -> dict[str, str]:
+    """The RunConfig fields that are command-line flags, with their help text, in field order."""
+    return {f.name: f.metadata["help"] for f in fields(RunConfig) if "help" in f.metadata}
 
 
 def flag_name(key: str) -> str:

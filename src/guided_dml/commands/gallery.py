@@ -28,8 +28,8 @@ import torch
 from ..data.files import list_image_files
 from ..data.paths import cache_disabled, decoded_cache_dir
 from ..errors import DataError, GdmlError
-from ..outputs import check_output, write_all
 from .inference import LoadedModel, _file_of, embed_progress, open_model, read_images, reference_of
+from .outputs import check_output, write_all
 
 INDEX_FORMAT = "guided-dml-index/1"
 GALLERY_CACHE_VERSION = 1

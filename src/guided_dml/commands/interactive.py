@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from .plotting import class_colors, to_2d
+from ..plotting import class_colors, to_2d
 
 # Longest side of an embedded thumbnail; colour ones get a 64-colour palette. Measured on
 # CIFAR-10 and 128-px photos: about 1-1.5 KB of PNG each (2-6 KB at 64 px in full colour), so a

@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, GdmlError
-from ..outputs import check_output, write_bytes
 from .inference import LoadedModel, open_model
+from .outputs import check_output, write_bytes
 
 EXPORT_FORMATS = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}  # format -> file suffix
 CHECK_BATCHES = (1, 8)

@@ -29,11 +29,11 @@ import torch
 from PIL import Image
 
 from ..errors import DataError, GdmlError
-from ..interactive import embedding_html, thumbnail_uri
-from ..outputs import check_output, write_all
 from ..plotting import embedding_png
 from ..progress import Progress
 from .inference import load_array
+from .interactive import embedding_html, thumbnail_uri
+from .outputs import check_output, write_all
 
 MAX_HTML_POINTS = 3000
 

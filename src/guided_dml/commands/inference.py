@@ -25,12 +25,12 @@ from ..data.arrays import as_model_input, check_input_shape
 from ..data.files import list_image_files, read_image_files
 from ..errors import DataError, GdmlError
 from ..evaluation import knn
+from ..experiments.config import RunConfig
+from ..experiments.factory import load_model
 from ..models.embedding import EmbeddingNet
-from ..outputs import check_output, write_bytes
 from ..progress import Progress
 from ..training import embed
-from .config import RunConfig
-from .factory import load_model
+from .outputs import check_output, write_bytes
 
 EMBED_FORMATS = (".npy", ".csv")
 
@@ -214,7 +214,7 @@ def reference_of(loaded: LoadedModel) -> tuple[dict[str, Any], bool]:
     if loaded.reference is not None:
         return loaded.reference, False
     from ..data import load_dataset  # only for model files that predate stored references
-    from .run import prepare_data, reference_set
+    from ..experiments.run import prepare_data, reference_set
 
     cfg = loaded.config
     try:
@@ -253,7 +253,7 @@ def search(
     Args:
         gallery: what to search: None for the model's training set (stored in its file), image
             folders / archives / files (embedded once, then cached), or one CSV written by
-            ``gdml embed`` (:func:`guided_dml.experiments.gallery.load_gallery`).
+            ``gdml embed`` (:func:`guided_dml.commands.gallery.load_gallery`).
         vote: add the label most of the ``k`` neighbours have, with its share (a k-NN
             classifier's answer).
         progress: progress of reading and embedding large queries and galleries (as for

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .atomic import describe_os_error, write_atomic, write_bytes
-from .errors import OutputError
+from ..atomic import describe_os_error, write_atomic, write_bytes
+from ..errors import OutputError
 
 __all__ = ["check_output", "describe_os_error", "write_all", "write_bytes", "write_file"]
 

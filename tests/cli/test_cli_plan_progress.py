@@ -47,6 +47,35 @@ def test_the_plan_applies_to_folders_under_cpu_only(photos):
         assert splits is None and note is None
 
 
+def test_the_benchmark_plans_a_folder_as_train_does(photos):
+    from guided_dml.experiments.benchmark import BenchmarkSpec, plan
+
+    runs = plan(BenchmarkSpec(datasets=[str(photos)], methods=["gdml", "triplet"], seeds=2,
+                              overrides={"epochs": 3}))
+    assert len(runs) == 4
+    for cfg, _ in runs:
+        same, _, _ = planned_config({"dataset": str(photos), "method": cfg.method,
+                                     "seed": cfg.seed, "epochs": 3, "threads": cfg.threads,
+                                     "progress": cfg.progress})
+        assert cfg.hash() == same.hash()
+        assert cfg.backbone == "smallcnn" and cfg.batch_size == 8 and cfg.epochs == 3  # flags win
+
+
+def test_a_missing_builtin_data_set_leaves_nothing_behind(gdml, tmp_path, monkeypatch):
+    def offline(url, *args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr("guided_dml.data.download.urlopen", offline)
+    empty = tmp_path / "data"
+    empty.mkdir()
+    for args in (("train", "--dataset", "mnist", "--out", tmp_path / "run"),
+                 ("benchmark", "--datasets", "mnist", "--seeds", "1", "--out", tmp_path / "grid")):
+        rc, _, err = gdml(*args, "--data-dir", empty)
+        assert rc == 2 and "train-images-idx3-ubyte.gz" in err and "download" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert not any(empty.iterdir())
+
+
 def test_near_chance_note():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     assert chance_score(labels) == pytest.approx(1 / 3)

@@ -181,25 +181,39 @@ def load_cifar10(
     Raises:
         DataError: nothing found and no download possible, or a damaged source.
     """
+    source = ensure_cifar10_source(data_dir, download, progress=progress)
+    if source.name == ARCHIVE:
+        return read_cifar10_archive(source)
+    if source.name == FOLDER:
+        return read_cifar10_folder(source)
+    splits = load_image_folder(source, size=32, mode="RGB", cache_dir=cache_dir,
+                               num_workers=num_workers, progress=progress, name="cifar10")
+    return {"train": splits["train"], "test": splits["test"]}
+
+
+def ensure_cifar10_source(
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    *,
+    progress: bool = True,
+) -> Path:
+    """The CIFAR-10 source :func:`load_cifar10` reads (the official archive, its extracted
+    folder or a JPEG folder / archive, in that order), downloading the official archive when
+    none is there; nothing is decoded, so commands can check the data before any other work.
+
+    Raises:
+        DataError: nothing found and no download possible (the message says what to put where).
+    """
     root = resolve_data_dir(data_dir)
     folders = [(root / s).resolve() for s in _SUBDIRS]
     for folder in folders:
         if (folder / ARCHIVE).is_file():
-            return read_cifar10_archive(folder / ARCHIVE)
+            return folder / ARCHIVE
         if (folder / FOLDER).is_dir():
-            return read_cifar10_folder(folder / FOLDER)
+            return folder / FOLDER
     for folder in folders:
         for name in JPEG_NAMES:
             if (folder / name).exists():
-                splits = load_image_folder(
-                    folder / name,
-                    size=32,
-                    mode="RGB",
-                    cache_dir=cache_dir,
-                    num_workers=num_workers,
-                    progress=progress,
-                    name="cifar10",
-                )
-                return {"train": splits["train"], "test": splits["test"]}
+                return folder / name
     (path,) = fetch_files("cifar10", root, REMOTE_FILES["cifar10"], download=download, progress=progress)
-    return read_cifar10_archive(path)
+    return path

@@ -90,6 +90,29 @@ def read_idx_split(
     )
 
 
+def ensure_idx_files(
+    dataset: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    *,
+    progress: bool = True,
+) -> Path:
+    """The folder holding ``dataset``'s four IDX files (``"mnist"`` or ``"fashion-mnist"``),
+    downloaded into ``<data_dir>/<dataset>/`` when no candidate folder has them; nothing is
+    decoded, so commands can check the data before any other work.
+
+    Raises:
+        DataError: files missing and not downloadable (the message says what to put where).
+    """
+    root = resolve_data_dir(data_dir)
+    folder = _locate(dataset, root)
+    if folder is None:
+        # Not found anywhere: fetch into <root>/<dataset>/ (or say what to put there).
+        folder = root / dataset
+        fetch_files(dataset, folder, REMOTE_FILES[dataset], download=download, progress=progress)
+    return folder
+
+
 def _load(
     dataset: str,
     classes: list[str],
@@ -97,12 +120,7 @@ def _load(
     download: bool,
     progress: bool,
 ) -> dict[str, ArrayDataset]:
-    root = resolve_data_dir(data_dir)
-    folder = _locate(dataset, root)
-    if folder is None:
-        # Not found anywhere: fetch into <root>/<dataset>/ (or say what to put there).
-        folder = root / dataset
-        fetch_files(dataset, folder, REMOTE_FILES[dataset], download=download, progress=progress)
+    folder = ensure_idx_files(dataset, data_dir, download, progress=progress)
     out = {}
     for split, (img_stem, lbl_stem) in IDX_STEMS.items():
         img_path, lbl_path = _find(folder, img_stem), _find(folder, lbl_stem)

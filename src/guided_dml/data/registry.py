@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from guided_dml.data.base import ArrayDataset
-from guided_dml.data.cifar import load_cifar10
+from guided_dml.data.cifar import ensure_cifar10_source, load_cifar10
 from guided_dml.data.digits import load_digits
 from guided_dml.data.image_folder import load_image_folder
-from guided_dml.data.mnist import load_fashion_mnist, load_mnist
+from guided_dml.data.mnist import ensure_idx_files, load_fashion_mnist, load_mnist
 from guided_dml.data.names import dataset_key, has_archive_suffix
 from guided_dml.data.retrieval import (
     RetrievalDataset,
@@ -103,6 +103,30 @@ def load_dataset(
     check_dataset(name_or_path)
     _check_options(text, load_image_folder, opts)
     return load_image_folder(Path(text).expanduser(), **opts)
+
+
+def ensure_available(
+    name_or_path: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+) -> None:
+    """Make sure a data set can be loaded before any work starts: :func:`check_dataset`, then
+    for a built-in data set its files (downloaded now if missing and ``download``), without
+    decoding them. ``gdml train`` and ``gdml benchmark`` call it before they create a run
+    folder, so a data set that is not there leaves nothing behind.
+
+    Raises:
+        DataError: unknown name, missing path, or missing files that cannot be downloaded.
+    """
+    check_dataset(name_or_path)
+    if isinstance(name_or_path, os.PathLike):
+        return
+    key = dataset_key(os.fspath(name_or_path))
+    if key in ("mnist", "fashion-mnist"):
+        ensure_idx_files(key, data_dir, download)
+    elif key == "cifar10":
+        ensure_cifar10_source(data_dir, download)
 
 
 def check_dataset(name_or_path: str | os.PathLike[str]) -> None:

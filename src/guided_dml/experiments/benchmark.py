@@ -28,6 +28,7 @@ from ..atomic import write_text
 from ..errors import ConfigError, GdmlError
 from ..methods import METHODS, method_names
 from .config import RunConfig, resolve_config
+from .plan import applies, plan_for
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
     datasets = [(ds, None) for ds in spec.datasets]
     datasets += [(ds, r) for ds in spec.datasets for r in spec.imbalance]
     out = []
+    plans: dict[tuple[Any, ...], dict[str, Any]] = {}
     # Order: plain methods before MDR variants, and seed by seed, so that a grid cut short
     # (2-core machines, long runs) already compares every method on every data set.
     for group in (variants, mdr_variants):
@@ -91,6 +93,13 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
                         "progress": spec.progress if spec.workers == 1 else False,
                     }
                     cfg = resolve_config(overrides, spec.config_file)
+                    if applies(cfg.preset, cfg.dataset):
+                        # An image folder: settings sized to its data, as `gdml train` sizes
+                        # them (experiments/plan.py); the data are read once per data set.
+                        key = (cfg.dataset, cfg.data_dir, cfg.skip_bad, cfg.val_fraction)
+                        if key not in plans:
+                            plans[key] = plan_for(cfg)[0]
+                        cfg = resolve_config(overrides, spec.config_file, plan=plans[key])
                     if spec.shift and cfg.split == "classes":
                         raise ConfigError(
                             "--shift measures corrupted queries against the clean training "
@@ -205,12 +214,18 @@ def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:
 
 def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
     """Run (or resume) the grid, then write the report. Returns a summary of what happened."""
+    from ..data.registry import ensure_available
+
     runs = plan(spec)
     included = _included_runs(spec.include, spec.shift)
     out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
     todo = [(c, d) for c, d in runs if c.hash() not in included and (
             not (d / "metrics.json").exists() or (spec.shift and not (d / "shift.json").exists()))]
+    # Every data set the runs need, fetched (or refused) before anything is written: a missing
+    # one must not leave a run folder per run behind, nor fail after hours of other runs.
+    for dataset, data_dir in dict.fromkeys((c.dataset, c.data_dir) for c, _ in todo):
+        ensure_available(dataset, data_dir)
+    out.mkdir(parents=True, exist_ok=True)
     done_before = len(runs) - len(todo)
     failures: list[dict[str, Any]] = []
     bar = tqdm(total=len(runs), initial=done_before, desc="benchmark runs",

@@ -117,6 +117,21 @@ def describe(plan: dict[str, Any], summary: DataSummary) -> str:
             f"{chosen} (flags and --config win)")
 
 
+def plan_for(cfg: Any) -> tuple[dict[str, Any], DataSummary, dict[str, Any]]:
+    """The fit plan of ``cfg``'s data set (a resolved RunConfig the plan applies to):
+    ``(plan, summary, splits)``. The data set is loaded here; the splits can be handed to the
+    run so that it is not loaded twice."""
+    from ..data import load_dataset
+    from ..data.registry import is_builtin
+
+    opts = {"on_error": "skip"} if cfg.skip_bad and not is_builtin(cfg.dataset) else {}
+    splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **opts)
+    train = splits["train"]
+    counts = train.class_counts()
+    summary = DataSummary(len(train), int((counts > 0).sum()), tuple(train.input_shape))
+    return fit_plan(summary, cfg.val_fraction), summary, splits
+
+
 def planned_config(
     overrides: dict[str, Any], config_file: str | None = None
 ) -> tuple[Any, dict[str, Any] | None, str | None]:
@@ -125,19 +140,12 @@ def planned_config(
     When the plan applies, the data set is loaded here (once: the splits are returned for the
     run), before any run folder exists, so a missing or unusable data set leaves nothing behind.
     """
-    from ..data import load_dataset
-    from ..data.registry import is_builtin
     from .config import resolve_config
 
     cfg = resolve_config(overrides, config_file)
     if not applies(cfg.preset, cfg.dataset):
         return cfg, None, None
-    opts = {"on_error": "skip"} if cfg.skip_bad and not is_builtin(cfg.dataset) else {}
-    splits = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **opts)
-    train = splits["train"]
-    counts = train.class_counts()
-    summary = DataSummary(len(train), int((counts > 0).sum()), tuple(train.input_shape))
-    plan = fit_plan(summary, cfg.val_fraction)
+    plan, summary, splits = plan_for(cfg)
     return resolve_config(overrides, config_file, plan=plan), splits, describe(plan, summary)
 
 

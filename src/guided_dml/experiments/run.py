@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import write_atomic
 from ..data import ArrayDataset, load_dataset, stratified_split
-from ..data.registry import check_dataset, is_builtin
+from ..data.registry import check_dataset, ensure_available, is_builtin
 from ..data.shifts import imbalanced_subset
 from ..data.splits import class_disjoint_classes
 from ..errors import ConfigError, DataError
@@ -242,6 +242,9 @@ def run_experiment(
         _check_run_dir(run_dir, cfg, resume, overwrite)
         if done.exists():
             return load_run_file(done)
+        if splits is None:
+            # Missing files (fetched now if they can be): one line, and no run folder either.
+            ensure_available(cfg.dataset, cfg.data_dir)
         resolve_pretrained(cfg.pretrained)  # missing weights: no run folder either
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / MANIFEST).exists():

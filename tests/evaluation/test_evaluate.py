@@ -200,3 +200,22 @@ def test_bad_input_raises_data_error(args, kwargs, message):
 def test_unknown_backend_raises_config_error():
     with pytest.raises(ConfigError, match="backend"):
         evaluate(np.zeros((4, 2)), np.array([0, 0, 1, 1]), backend="annoy")
+
+
+def test_a_metric_is_one_registry_line(monkeypatch) -> None:
+    """Adding a retrieval metric: one function and one RETRIEVAL_METRICS entry."""
+    from guided_dml.evaluation import evaluate as evaluate_fn
+    from guided_dml.evaluation.evaluate import METRIC_KEYS, RETRIEVAL_METRICS
+    from guided_dml.evaluation.metrics import recall_at_k
+
+    assert METRIC_KEYS == ("precision@1", "recall@1", "f1", "recall@2", "recall@4", "recall@8",
+                           "r_precision", "map@r", "nmi")
+    rng = np.random.default_rng(0)
+    emb, labels = rng.normal(size=(60, 2)), rng.integers(0, 3, 60)
+    before = evaluate_fn(emb, labels, nmi=False)
+    monkeypatch.setitem(RETRIEVAL_METRICS, "hit@3",
+                        lambda r: recall_at_k(r.neighbour_labels[r.ranked], r.labels[r.ranked], 3))
+    after = evaluate_fn(emb, labels, nmi=False)
+    assert list(after) == [*before, "hit@3"]
+    assert {k: after[k] for k in before} == before
+    assert before["recall@2"] <= after["hit@3"] <= before["recall@4"]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from guided_dml.errors import DataError
+from ..errors import DataError
 
 CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha, RGB, RGBA: the 8-bit modes image loaders produce
 PIXEL_SCALES = (1.0, 255.0)  # float images hold [0, 1] or [0, 255] intensities

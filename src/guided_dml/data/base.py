@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from guided_dml.errors import DataError
+from ..errors import DataError
 
 
 @dataclass(repr=False, eq=False)

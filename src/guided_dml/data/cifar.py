@@ -18,11 +18,11 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from guided_dml.data.base import ArrayDataset
-from guided_dml.data.download import REMOTE_FILES, fetch_files
-from guided_dml.data.image_folder import load_image_folder
-from guided_dml.data.paths import resolve_data_dir
-from guided_dml.errors import DataError
+from ..errors import DataError
+from .base import ArrayDataset
+from .download import REMOTE_FILES, fetch_files
+from .image_folder import load_image_folder
+from .paths import resolve_data_dir
 
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"

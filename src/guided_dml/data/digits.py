@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits as _sklearn_digits
 
-from guided_dml.data.base import ArrayDataset
-from guided_dml.data.splits import stratified_split
+from .base import ArrayDataset
+from .splits import stratified_split
 
 DIGITS_CLASSES = [str(d) for d in range(10)]
 

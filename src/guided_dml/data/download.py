@@ -17,8 +17,8 @@ from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
-from guided_dml.atomic import write_atomic
-from guided_dml.errors import DataError
+from ..atomic import write_atomic
+from ..errors import DataError
 
 # Module-level so that tests (and users behind a proxy) can swap the opener.
 urlopen: Callable[..., Any] = urllib.request.urlopen

@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from guided_dml.data.image_folder import (
+from ..errors import DataError
+from .image_folder import (
     _decode_chunk,
     _default_workers,
     _image_suffixes,
@@ -27,8 +28,7 @@ from guided_dml.data.image_folder import (
     _run_chunks,
     _wanted,
 )
-from guided_dml.data.names import is_archive
-from guided_dml.errors import DataError
+from .names import is_archive
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode
 _SHOW = 3  # files named in a message

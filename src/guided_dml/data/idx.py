@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from guided_dml.atomic import write_bytes
-from guided_dml.errors import DataError
+from ..atomic import write_bytes
+from ..errors import DataError
 
 # type code -> big-endian numpy dtype (from the format description on the MNIST page)
 IDX_DTYPES: dict[int, np.dtype] = {

@@ -33,12 +33,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from guided_dml.atomic import write_atomic
-from guided_dml.data import names
-from guided_dml.data.base import ArrayDataset
-from guided_dml.data.paths import cache_disabled, decoded_cache_dir
-from guided_dml.data.splits import stratified_split
-from guided_dml.errors import DataError
+from ..atomic import write_atomic
+from ..errors import DataError
+from . import names
+from .base import ArrayDataset
+from .paths import cache_disabled, decoded_cache_dir
+from .splits import stratified_split
 
 OnError = Literal["raise", "skip"]
 

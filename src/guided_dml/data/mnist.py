@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from guided_dml.data.base import ArrayDataset
-from guided_dml.data.download import REMOTE_FILES, fetch_files
-from guided_dml.data.idx import read_idx
-from guided_dml.data.paths import resolve_data_dir
-from guided_dml.errors import DataError
+from ..errors import DataError
+from .base import ArrayDataset
+from .download import REMOTE_FILES, fetch_files
+from .idx import read_idx
+from .paths import resolve_data_dir
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_MNIST_CLASSES = [

@@ -8,20 +8,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from guided_dml.data.base import ArrayDataset
-from guided_dml.data.cifar import ensure_cifar10_source, load_cifar10
-from guided_dml.data.digits import load_digits
-from guided_dml.data.image_folder import load_image_folder
-from guided_dml.data.mnist import ensure_idx_files, load_fashion_mnist, load_mnist
-from guided_dml.data.names import dataset_key, has_archive_suffix
-from guided_dml.data.retrieval import (
+from ..errors import DataError
+from .base import ArrayDataset
+from .cifar import ensure_cifar10_source, load_cifar10
+from .digits import load_digits
+from .image_folder import load_image_folder
+from .mnist import ensure_idx_files, load_fashion_mnist, load_mnist
+from .names import dataset_key, has_archive_suffix
+from .retrieval import (
     RetrievalDataset,
     load_cars196,
     load_cub200,
     load_inshop,
     load_sop,
 )
-from guided_dml.errors import DataError
 
 Loader = Callable[..., dict[str, ArrayDataset]]
 

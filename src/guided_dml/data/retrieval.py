@@ -26,9 +26,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from guided_dml.data.paths import resolve_data_dir
-from guided_dml.data.transforms import eval_transform, to_tensor, train_transform
-from guided_dml.errors import DataError
+from ..errors import DataError
+from .paths import resolve_data_dir
+from .transforms import eval_transform, to_tensor, train_transform
 
 Transform = Callable[[Image.Image], Any]
 

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from guided_dml.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from guided_dml.errors import DataError
+from ..errors import DataError
 
 
 def stratified_split(

@@ -4,7 +4,7 @@
 metrics as a dict of floats; ``knn(query, reference, k)`` is the exact neighbour search under it.
 """
 
-from guided_dml.evaluation.evaluate import METRIC_KEYS, evaluate
-from guided_dml.evaluation.knn import BACKENDS, knn
+from .evaluate import METRIC_KEYS, evaluate
+from .knn import BACKENDS, knn
 
 __all__ = ["BACKENDS", "METRIC_KEYS", "evaluate", "knn"]

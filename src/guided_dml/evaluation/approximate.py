@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from guided_dml.errors import ConfigError, DataError
-from guided_dml.evaluation.knn import chunk_rows, faiss
-from guided_dml.evaluation.ranking import Ranking, relevant_counts
+from ..errors import ConfigError, DataError
+from .knn import chunk_rows, faiss
+from .ranking import Ranking, relevant_counts
 
 TRAIN_POINTS_PER_LIST = 64  # faiss warns below 39; its default (256) makes k-means 4x dearer
 SCAN_FRACTION = 0.02  # default nprobe / nlist

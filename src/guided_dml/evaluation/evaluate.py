@@ -37,9 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from guided_dml.errors import ConfigError, DataError
-from guided_dml.evaluation import approximate
-from guided_dml.evaluation.knn import (
+from ..errors import ConfigError, DataError
+from . import approximate
+from .knn import (
     DEFAULT_MEMORY_BUDGET_MB,
     ArrayLike,
     Backend,
@@ -47,16 +47,16 @@ from guided_dml.evaluation.knn import (
     knn,
     resolve_backend,
 )
-from guided_dml.evaluation.metrics import (
+from .metrics import (
     classifier_scores,
     mean_over_queries,
     precision_at_1,
     recall_at_k,
 )
-from guided_dml.evaluation.metrics import (
+from .metrics import (
     nmi as nmi_score,
 )
-from guided_dml.evaluation.ranking import rank_queries, relevant_counts
+from .ranking import rank_queries, relevant_counts
 
 RECALL_AT: tuple[int, ...] = (2, 4, 8)  # recall@1 is the 1-NN classifier's macro recall instead
 

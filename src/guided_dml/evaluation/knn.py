@@ -38,7 +38,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from guided_dml.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 try:  # faiss is an optional extra (pip install guided-dml[faiss])
     import faiss

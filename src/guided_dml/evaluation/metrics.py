@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import f1_score, normalized_mutual_info_score, recall_score
 from threadpoolctl import threadpool_limits
 
-from guided_dml.errors import DataError
+from ..errors import DataError
 
 KMEANS_N_INIT = 10  # restarts of k-means++: NMI varies less between seeds than with 1
 

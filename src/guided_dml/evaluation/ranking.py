@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from guided_dml.evaluation.knn import LOW_DIM, block_rows, chunk_rows, squared_distances
+from .knn import LOW_DIM, block_rows, chunk_rows, squared_distances
 
 _EXCLUDED = np.uint32(0xFFFFFFFF)  # above every float32 bit pattern of a distance (inf: 0x7F800000)
 _INF_BITS = np.uint32(0x7F800000)

@@ -317,8 +317,3 @@ def _write_report(out: Path, include: Sequence[str] = ()) -> dict[str, str]:
 
     paths = write_report(out, include=include)
     return {k: str(v) for k, v in paths.items()}
-
-
-def load_runs_json(out: Path) -> list[dict[str, Any]]:
-    """Metrics of every finished run under ``out`` (used by tests and notebooks)."""
-    return [json.loads(p.read_text()) for p in sorted(Path(out).glob("runs/*/*/seed-*/metrics.json"))]

@@ -5,10 +5,10 @@ thin adapters over pytorch-metric-learning, listed by :func:`metric_losses` (rea
 registry, :mod:`guided_dml.methods`).
 """
 
-from guided_dml.losses.baselines import MINERS, build_metric_loss, build_miner, metric_losses
-from guided_dml.losses.distillation import DistillationLoss
-from guided_dml.losses.gemini import GeminiLoss
-from guided_dml.losses.mdr import MultiLevelDistanceRegularizer, WithMDR, mean_distance_normalize
+from .baselines import MINERS, build_metric_loss, build_miner, metric_losses
+from .distillation import DistillationLoss
+from .gemini import GeminiLoss
+from .mdr import MultiLevelDistanceRegularizer, WithMDR, mean_distance_normalize
 
 __all__ = [
     "MINERS",

@@ -40,9 +40,9 @@ from pytorch_metric_learning import distances, losses, miners
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 from pytorch_metric_learning.miners import BaseMiner
 
-from guided_dml.errors import ConfigError
-from guided_dml.losses.sampling import DistanceWeightedPairMiner
-from guided_dml.methods import METHODS
+from ..errors import ConfigError
+from ..methods import METHODS
+from .sampling import DistanceWeightedPairMiner
 
 
 def metric_losses() -> dict[str, type[BaseMetricLossFunction]]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from guided_dml.errors import ConfigError
-from guided_dml.losses._distance import euclidean
+from ..errors import ConfigError
+from ._distance import euclidean
 
 
 class GeminiLoss(nn.Module):

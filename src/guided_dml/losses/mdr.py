@@ -35,9 +35,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from guided_dml.errors import ConfigError
-from guided_dml.losses._distance import pairwise_euclidean
-from guided_dml.losses.distillation import DistillationLoss
+from ..errors import ConfigError
+from ._distance import pairwise_euclidean
+from .distillation import DistillationLoss
 
 # Below this a mean distance or standard deviation is treated as zero (a collapsed batch).
 _TINY = 1e-12

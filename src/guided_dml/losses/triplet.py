@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from guided_dml.losses._distance import euclidean
+from ._distance import euclidean
 
 
 class PlainTripletLoss(nn.Module):

@@ -4,10 +4,10 @@
 students and baselines; :class:`Gemini` is the multi-stream teacher of G-DML.
 """
 
-from guided_dml.models.gemini import STREAMS, Gemini, conv_stream_output_size
-from guided_dml.models.registry import BACKBONES, build_backbone
-from guided_dml.models.resnet import STEMS, BasicBlock, ResNet, load_pretrained, resnet18
-from guided_dml.models.small import MLP, SmallCNN
+from .gemini import STREAMS, Gemini, conv_stream_output_size
+from .registry import BACKBONES, build_backbone
+from .resnet import STEMS, BasicBlock, ResNet, load_pretrained, resnet18
+from .small import MLP, SmallCNN
 
 __all__ = [
     "BACKBONES",

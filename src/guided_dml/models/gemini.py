@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from guided_dml.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 STREAMS: tuple[str, ...] = ("conv", "mlp")
 

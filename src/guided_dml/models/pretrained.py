@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from guided_dml.data import download
-from guided_dml.data.paths import user_cache_dir
-from guided_dml.errors import DataError
+from ..data import download
+from ..data.paths import user_cache_dir
+from ..errors import DataError
 
 IMAGENET = "imagenet"  # the --pretrained value that fetches the weights (anything else: a file)
 RESNET18_IMAGENET_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"

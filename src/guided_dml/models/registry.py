@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from guided_dml.errors import ConfigError
-from guided_dml.models.resnet import STEMS, resnet18
-from guided_dml.models.small import MLP, SmallCNN
+from ..errors import ConfigError
+from .resnet import STEMS, resnet18
+from .small import MLP, SmallCNN
 
 BackboneFactory = Callable[..., nn.Module]
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from guided_dml.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 STEMS: tuple[str, ...] = ("cifar", "imagenet", "stride2")
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from guided_dml.errors import ConfigError
+from ..errors import ConfigError
 
 
 class SmallCNN(nn.Module):

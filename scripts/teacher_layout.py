@@ -34,8 +34,9 @@ import torch
 
 from guided_dml.evaluation import evaluate
 from guided_dml.experiments.config import resolve_config
-from guided_dml.experiments.run import _no_history, _teacher_phase, prepare_data
+from guided_dml.experiments.run import RunContext, prepare_data, teacher_phase
 from guided_dml.models.embedding import channel_stats
+from guided_dml.training.history import RunHistory
 
 
 def fisher_ratio(points: torch.Tensor, labels: torch.Tensor) -> float:
@@ -54,12 +55,12 @@ def measure(setting: dict, dataset: str, data_dir: str | None, seed: int) -> dic
     cfg = resolve_config({"dataset": dataset, "data_dir": data_dir, "method": "gdml",
                           "seed": seed, "progress": False, **setting})
     data = prepare_data(cfg)
-    shape = tuple(data.train.images.shape[1:])
     mean, std = channel_stats(data.train.images)
     start = time.perf_counter()
-    phases: dict = {}
-    train_t, val_t = _teacher_phase(cfg, data, shape, mean, std, None, phases, _no_history,
-                                    False, f"gemini on {dataset}", torch.device("cpu"))
+    ctx = RunContext(cfg, data, None, torch.device("cpu"), f"gemini on {dataset}", False,
+                     RunHistory(None))
+    teacher = teacher_phase(ctx, mean, std)
+    train_t, val_t = teacher.train_targets, teacher.val_targets
     seconds = time.perf_counter() - start
     centred = train_t - train_t.mean(dim=0)
     sv = torch.linalg.svdvals(centred)
@@ -68,7 +69,7 @@ def measure(setting: dict, dataset: str, data_dir: str | None, seed: int) -> dic
         "sv_ratio": float(sv[1] / sv[0]) if len(sv) > 1 else 0.0,
         "val_r1": scores["recall@1"], "val_mapr": scores["map@r"],
         "fisher": fisher_ratio(val_t, data.val.labels),
-        "last_loss": phases["teacher"][-1]["train_loss"], "seconds": round(seconds, 1),
+        "last_loss": teacher.history[-1]["train_loss"], "seconds": round(seconds, 1),
     }
 
 

@@ -19,19 +19,16 @@ Run folder layout::
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 import warnings
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import write_atomic
 from ..data import ArrayDataset, load_dataset, stratified_split
@@ -52,15 +49,18 @@ from ..training import (
     accelerator,
     embed,
     gemini_step,
+    metric_step,
     on_device,
     random_crop_flip,
+    standardize_targets,
+    teacher_targets,
 )
 from ..training import distributed as dist
-from ..training.authors_triplet import FixedTripletBatches, three_forward_step
+from ..training.authors_triplet import FixedTripletBatches
 from ..training.batches import ClassBalancedBatches
-from ..training.checkpoint import load_run_file, save_bytes, save_json, save_torch
-from ..training.gemini import teacher_targets
-from ..training.trainer import convergence
+from ..training.checkpoint import load_run_file, save_json, save_torch
+from ..training.history import RunHistory
+from ..training.trainer import BatchSource, convergence
 from .config import RunConfig
 from .factory import (
     build_loss,
@@ -154,23 +154,6 @@ def check_classes(train: ArrayDataset) -> None:
             f"class(es) {shown} of {train.name} have a single training sample; every class needs at "
             "least 2 (add images or remove those classes)"
         )
-
-
-def _history_writer(run_dir: Path, phases: dict[str, list[dict[str, Any]]]):
-    def write(_record: dict[str, Any] | None = None) -> None:
-        # NaN (no validation loss) is written as null: NaN is not valid JSON for other tools.
-        lines = [
-            json.dumps({"phase": phase, **{k: _json_number(v) for k, v in rec.items()}})
-            for phase, hist in phases.items()
-            for rec in hist
-        ]
-        save_bytes(("\n".join(lines) + "\n").encode() if lines else b"", run_dir / "history.jsonl")
-
-    return write
-
-
-def _json_number(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, overwrite: bool) -> None:
@@ -353,6 +336,21 @@ def _evaluate_run(
     return out
 
 
+def reference_set(cfg: RunConfig, reference: ArrayDataset, embeddings: torch.Tensor) -> dict[str, Any]:
+    """What ``gdml search`` needs in ``model.pt``: the training set's embeddings, labels, files.
+
+    ``root`` is the absolute path of an image folder or archive data set (the file paths are
+    relative to it), else None.
+    """
+    root = Path(cfg.dataset).expanduser()
+    return {
+        "embeddings": embeddings.detach().cpu().float(),
+        "labels": reference.labels.clone(),
+        "paths": list(reference.paths) if reference.paths is not None else None,
+        "root": str(root.resolve()) if reference.paths is not None and root.exists() else None,
+    }
+
+
 @dataclass
 class TrainedModel:
     """What :func:`train_model` returns."""
@@ -362,6 +360,33 @@ class TrainedModel:
     result: FitResult  # the student's fit: history, best epoch
     phases: dict[str, list[dict[str, Any]]]  # per-epoch records: "teacher" (G-DML), "student"
     name: str  # "gdml+mdr on digits": for messages
+
+
+@dataclass
+class RunContext:
+    """What every phase of one training run shares."""
+
+    cfg: RunConfig
+    data: PreparedData
+    run_dir: Path | None  # checkpoints and targets.pt go here; None: nothing is written
+    device: torch.device  # where the networks and batches live
+    name: str  # "gdml+mdr on digits": for messages and progress bars
+    resume: bool  # continue from the checkpoints in run_dir
+    history: RunHistory
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` or ``(F,)`` of one training input."""
+        return tuple(self.data.train.images.shape[1:])
+
+
+@dataclass
+class TeacherPhase:
+    """What :func:`teacher_phase` returns: GEMINI's targets and its per-epoch records."""
+
+    train_targets: torch.Tensor  # (N_train, d) float32: t_i = G(x_i, y_i) of data.train
+    val_targets: torch.Tensor  # (N_val, d) of data.val
+    history: list[dict[str, Any]]  # the teacher's epochs (targets' cost booked on the last)
 
 
 def train_model(
@@ -391,171 +416,52 @@ def train_model(
             f"{cfg.select_on} cannot score it; raise --val-fraction, add images, or pass "
             "--select-on loss"
         )
-    dev = torch.device(device)
-    part = (dist.rank(), dist.world_size())  # this process's slice of every global batch
-    input_shape = tuple(data.train.images.shape[1:])
     # The pretrained weights before any training (--pretrained imagenet: fetched, rank 0 first).
     dist.main_first(lambda: resolve_pretrained(cfg.pretrained))
     mean, std = channel_stats(data.train.images)
-    phases: dict[str, list[dict[str, Any]]] = {}
     writes = run_dir is not None and dist.is_main()
-    write_history = _history_writer(run_dir, phases) if writes else _no_history
+    history = RunHistory(run_dir / "history.jsonl" if writes else None)
     name = f"{cfg.method_label} on {cfg.dataset_label}"
+    ctx = RunContext(cfg, data, run_dir, torch.device(device), name, resume, history)
 
     # ---- Algorithm 1: the GEMINI teacher and its targets (G-DML only)
+    targets: tuple[torch.Tensor, torch.Tensor] | None = None
     if trains_teacher(cfg.method):
         # GEMINI is cheap next to the student: rank 0 trains it and sends its targets to all.
-        train_t, val_t = dist.on_main(lambda: _teacher_phase(
-            cfg, data, input_shape, mean, std, run_dir, phases, write_history, resume, name, dev))
+        teacher = dist.on_main(lambda: teacher_phase(ctx, mean, std))
+        targets = teacher.train_targets, teacher.val_targets
         if cfg.target_scaling == "standardize":
-            centre = train_t.mean(dim=0)
-            scale = (train_t - centre).pow(2).mean().sqrt().clamp_min(1e-8)  # one scalar: isotropic
-            train_t, val_t = (train_t - centre) / scale, (val_t - centre) / scale
-        train_source = ArrayBatches(data.train.images, train_t, cfg.batch_size,
-                                    augment=random_crop_flip if cfg.augment else None, part=part)
-        val_source = ArrayBatches(data.val.images, val_t, 512, shuffle=False, drop_last=False,
-                                  part=part)
-    elif cfg.triplet_sampling == "class-pairs":
-        # The authors' triplet network: triplets drawn once per split (the validation ones
-        # score the validation loss the same way).
-        train_source = FixedTripletBatches(data.train.images, data.train.labels, cfg.batch_size,
-                                           seed=cfg.seed)
-        val_source = FixedTripletBatches(data.val.images, data.val.labels, cfg.batch_size,
-                                         seed=cfg.seed + 1, shuffle=False)
-    else:
-        if cfg.batch_sampler == "pk":
-            train_source = ClassBalancedBatches(
-                data.train.images, data.train.labels, cfg.batch_size, k=cfg.samples_per_class,
-                augment=random_crop_flip if cfg.augment else None)
-        else:
-            train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
-                                        augment=random_crop_flip if cfg.augment else None,
-                                        part=part)
-        # Validation batches as large as training ones: pair losses depend on batch size.
-        val_source = ArrayBatches(data.val.images, data.val.labels, cfg.batch_size,
-                                  shuffle=True, drop_last=len(data.val) >= cfg.batch_size,
-                                  part=part)
+            targets = standardize_targets(*targets)
+    train_source, val_source = _batch_sources(ctx, targets)
 
     # ---- Algorithm 2 (student) or a baseline: the same network and loop for every method
-    torch.manual_seed(cfg.seed)
-    layout = accelerator.memory_format(cfg.channels_last, input_shape)
-    model = build_student(cfg, input_shape, *student_stats(cfg, input_shape, mean, std)).to(
-        dev, memory_format=layout)
-    loss_fn, miner = build_loss(cfg)
-    loss_fn.to(dev)
-    net = _data_parallel(model, dev, cfg.batch_size)  # DDP averages gradients in backward
-    amp = accelerator.amp_dtype(cfg.amp, dev)
-
-    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, target = batch
-        if cfg.triplet_sampling == "class-pairs":
-            x = x.contiguous(memory_format=layout) if x.dim() == 4 else x
-            return three_forward_step(net, loss_fn, (x, target),
-                                      lambda: accelerator.autocast(dev, amp))
-        with accelerator.autocast(dev, amp):
-            emb = net(x.contiguous(memory_format=layout) if x.dim() == 4 else x)
-        # Losses in float32 on the whole global batch (a no-op for one float32 process).
-        emb, target = dist.gather_rows(emb.float(), target)
-        if miner is not None:
-            return loss_fn(emb, target, miner(emb, target))
-        return loss_fn(emb, target)
-
-    def val_score() -> float:
-        # Leave-one-out retrieval among the validation embeddings: the same criterion for
-        # every method, whatever the scale or reducer of its loss.
-        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[score_key]
-
-    # "last" keeps the last epoch (the authors') and still records the validation MAP@R, so
-    # every run has a validation curve; "loss" ranks epochs on the validation loss.
-    score_key = "map@r" if cfg.select_on == "last" else cfg.select_on
-    scored = cfg.select_on != "loss" and (cfg.select_on != "last" or val_scorable(data))
-
-    phases["student"] = []
-    trainer = Trainer(
-        model=model, loss_fn=loss_fn, step=step, train_batches=on_device(train_source, dev),
-        val_batches=on_device(val_source, dev), config=student_optim(cfg), seed=cfg.seed,
-        name=name, checkpoint_path=run_dir / "student.ckpt" if run_dir is not None else None,
-        progress=cfg.progress, val_score=val_score if scored else None,
-        grad_scaler=accelerator.grad_scaler(dev, amp),
-        phase=f"{name}: student" if trains_teacher(cfg.method) else name,
-    )
-    trainer.on_epoch = lambda rec: (phases.__setitem__("student", trainer.result.history),
-                                    write_history())
-    if resume:
-        trainer.try_resume()
-        phases["student"] = trainer.result.history
-    result = trainer.fit()
-    phases["student"] = result.history
-    write_history()
+    model, result = student_phase(ctx, mean, std, train_source, val_source)
     if dist.is_main():
         warn_if_near_chance(result.history, data.val.labels, name)
-    return TrainedModel(model.cpu().eval(), input_shape, result, phases, name)
+    return TrainedModel(model.cpu().eval(), ctx.input_shape, result, history.phases, name)
 
 
-def _no_history(_record: dict[str, Any] | None = None) -> None:
-    """History writer of a run without a folder."""
+def teacher_phase(ctx: RunContext, mean: torch.Tensor, std: torch.Tensor) -> TeacherPhase:
+    """Train GEMINI (G-DML Algorithm 1) and compute its targets of ``data.train`` and ``data.val``.
 
-
-def _data_parallel(model: nn.Module, device: torch.device, batch_size: int) -> nn.Module:
-    """``model`` under DistributedDataParallel inside a process group, else ``model`` itself.
-
-    BatchNorm: on GPUs the layers become SyncBatchNorm, whose statistics cover the global
-    batch, so results do not depend on the number of processes. torch has no CPU SyncBatchNorm:
-    with gloo each process normalises with the statistics of its own slice of the batch.
+    ``mean``/``std``: the training images' channel statistics (GEMINI's input
+    standardisation). Every epoch is recorded as ``"teacher"`` in ``ctx.history`` (written after
+    each one) and checkpointed in ``teacher.ckpt``; the finished targets and records are saved in
+    ``targets.pt``. With ``ctx.resume`` a saved ``targets.pt`` is returned as it is, else
+    training continues from ``teacher.ckpt``. Rank 0 alone runs this.
     """
-    if not dist.is_distributed():
-        return model
-    if device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        return DistributedDataParallel(model, device_ids=[device.index])
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if has_bn and dist.is_main():
-        log.warning("BatchNorm on %s: torch has no CPU SyncBatchNorm, so batch statistics come "
-                    "from each process's %d of the %d samples of a batch; results depend on the "
-                    "number of processes", device.type, batch_size // dist.world_size(), batch_size)
-    return DistributedDataParallel(model)
-
-
-def reference_set(cfg: RunConfig, reference: ArrayDataset, embeddings: torch.Tensor) -> dict[str, Any]:
-    """What ``gdml search`` needs in ``model.pt``: the training set's embeddings, labels, files.
-
-    ``root`` is the absolute path of an image folder or archive data set (the file paths are
-    relative to it), else None.
-    """
-    root = Path(cfg.dataset).expanduser()
-    return {
-        "embeddings": embeddings.detach().cpu().float(),
-        "labels": reference.labels.clone(),
-        "paths": list(reference.paths) if reference.paths is not None else None,
-        "root": str(root.resolve()) if reference.paths is not None and root.exists() else None,
-    }
-
-
-def _teacher_phase(
-    cfg: RunConfig,
-    data: PreparedData,
-    input_shape: tuple[int, ...],
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    run_dir: Path | None,
-    phases: dict[str, list[dict[str, Any]]],
-    write_history: Any,
-    resume: bool,
-    name: str,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train GEMINI (or reload its finished targets) and return ``(train targets, val targets)``."""
+    cfg, data, run_dir, device, name = ctx.cfg, ctx.data, ctx.run_dir, ctx.device, ctx.name
     targets_file = run_dir / "targets.pt" if run_dir is not None else None
-    if resume and targets_file is not None and targets_file.exists():
+    if ctx.resume and targets_file is not None and targets_file.exists():
         saved = load_run_file(targets_file)
         if not {"train", "val", "history"} <= set(saved):
             raise DataError(f"run folder file {targets_file} is damaged (it lacks the teacher's "
                             "targets); delete that file to recompute it, or pass --overwrite")
-        phases["teacher"] = saved["history"]
-        return saved["train"], saved["val"]
+        ctx.history.phases["teacher"] = saved["history"]
+        return TeacherPhase(saved["train"], saved["val"], saved["history"])
     torch.manual_seed(cfg.seed)
     num_classes = len(data.reference.classes)
-    teacher = build_teacher(cfg, num_classes, input_shape, mean, std).to(device)
+    teacher = build_teacher(cfg, num_classes, ctx.input_shape, mean, std).to(device)
     # The authors train GEMINI on every training image ("all"); by default only on the
     # student's training part, so the validation split stays unseen by the whole pipeline.
     fit_on = data.reference if cfg.gemini_data == "all" else data.train
@@ -574,10 +480,8 @@ def _teacher_phase(
             log.warning("GEMINI: a class has fewer than 2 validation samples; "
                         "monitoring the training loss instead of a validation loss")
     loss_fn = gemini_loss(cfg)
-    phases["teacher"] = []
     trainer = Trainer(
-        model=teacher, loss_fn=loss_fn,
-        step=lambda batch: gemini_step(teacher, loss_fn, batch),
+        model=teacher, loss_fn=loss_fn, step=partial(gemini_step, teacher, loss_fn),
         train_batches=on_device(train_source, device),
         val_batches=on_device(val_source, device) if val_source is not None else None,
         config=teacher_optim(cfg), seed=cfg.seed, name=f"GEMINI teacher ({cfg.dataset})",
@@ -585,20 +489,107 @@ def _teacher_phase(
         progress=cfg.progress, distributed=False,  # rank 0 alone
         phase=f"{name}: teacher",
     )
-    trainer.on_epoch = lambda rec: (phases.__setitem__("teacher", trainer.result.history),
-                                    write_history())
-    if resume:
+    ctx.history.follow("teacher", trainer)
+    if ctx.resume:
         trainer.try_resume()
-    result = trainer.fit()
-    phases["teacher"] = result.history
+    records = ctx.history.phases["teacher"] = trainer.fit().history
     t0 = time.perf_counter()
     train_t = teacher_targets(teacher, data.train.images, data.train.labels)
     val_t = teacher_targets(teacher, data.val.images, data.val.labels)
     if not (torch.isfinite(train_t).all() and torch.isfinite(val_t).all()):
         raise DataError(f"{name}: GEMINI produced non-finite targets; try a lower --gemini-lr")
     # Target computation is part of G-DML's cost: book it on the teacher's last epoch.
-    phases["teacher"][-1]["seconds"] += time.perf_counter() - t0
+    records[-1]["seconds"] += time.perf_counter() - t0
     if targets_file is not None:
-        save_torch({"train": train_t, "val": val_t, "history": phases["teacher"]}, targets_file)
-    write_history()
-    return train_t, val_t
+        save_torch({"train": train_t, "val": val_t, "history": records}, targets_file)
+    ctx.history.write()
+    return TeacherPhase(train_t, val_t, records)
+
+
+def _batch_sources(
+    ctx: RunContext, targets: tuple[torch.Tensor, torch.Tensor] | None
+) -> tuple[BatchSource, BatchSource]:
+    """The student's (or baseline's) training and validation batches, this process's part.
+
+    ``targets``: GEMINI's ``(train, val)`` targets, the student's regression targets (G-DML
+    Algorithm 2); None for a baseline, which trains on the labels.
+    """
+    cfg, data = ctx.cfg, ctx.data
+    part = (dist.rank(), dist.world_size())  # this process's slice of every global batch
+    augment = random_crop_flip if cfg.augment else None
+    if targets is not None:
+        train_t, val_t = targets
+        return (ArrayBatches(data.train.images, train_t, cfg.batch_size, augment=augment, part=part),
+                ArrayBatches(data.val.images, val_t, 512, shuffle=False, drop_last=False, part=part))
+    if cfg.triplet_sampling == "class-pairs":
+        # The authors' triplet network: triplets drawn once per split (the validation ones
+        # score the validation loss the same way).
+        return (FixedTripletBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                    seed=cfg.seed),
+                FixedTripletBatches(data.val.images, data.val.labels, cfg.batch_size,
+                                    seed=cfg.seed + 1, shuffle=False))
+    train_source: BatchSource
+    if cfg.batch_sampler == "pk":
+        train_source = ClassBalancedBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                            k=cfg.samples_per_class, augment=augment)
+    else:
+        train_source = ArrayBatches(data.train.images, data.train.labels, cfg.batch_size,
+                                    augment=augment, part=part)
+    # Validation batches as large as training ones: pair losses depend on batch size.
+    val_source = ArrayBatches(data.val.images, data.val.labels, cfg.batch_size,
+                              shuffle=True, drop_last=len(data.val) >= cfg.batch_size, part=part)
+    return train_source, val_source
+
+
+def student_phase(
+    ctx: RunContext,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    train_source: BatchSource,
+    val_source: BatchSource,
+) -> tuple[EmbeddingNet, FitResult]:
+    """Train the student (G-DML Algorithm 2) or a baseline network; returns it and its fit.
+
+    ``mean``/``std``: the training images' channel statistics (the network's input
+    standardisation). Every epoch is recorded as ``"student"`` in ``ctx.history`` (written after
+    each one) and checkpointed in ``student.ckpt``; ``ctx.resume`` continues from it.
+    """
+    cfg, data, dev, name = ctx.cfg, ctx.data, ctx.device, ctx.name
+    torch.manual_seed(cfg.seed)
+    layout = accelerator.memory_format(cfg.channels_last, ctx.input_shape)
+    model = build_student(cfg, ctx.input_shape, *student_stats(cfg, ctx.input_shape, mean, std)).to(
+        dev, memory_format=layout)
+    loss_fn, miner = build_loss(cfg)
+    loss_fn.to(dev)
+    net = dist.data_parallel(model, dev, cfg.batch_size)  # DDP averages gradients in backward
+    amp = accelerator.amp_dtype(cfg.amp, dev)
+    step = partial(metric_step, net, loss_fn, miner=miner, layout=layout,
+                   autocast=partial(accelerator.autocast, dev, amp),
+                   three_forwards=cfg.triplet_sampling == "class-pairs")
+
+    def val_score() -> float:
+        # Leave-one-out retrieval among the validation embeddings: the same criterion for
+        # every method, whatever the scale or reducer of its loss.
+        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[score_key]
+
+    # "last" keeps the last epoch (the authors') and still records the validation MAP@R, so
+    # every run has a validation curve; "loss" ranks epochs on the validation loss.
+    score_key = "map@r" if cfg.select_on == "last" else cfg.select_on
+    scored = cfg.select_on != "loss" and (cfg.select_on != "last" or val_scorable(data))
+
+    trainer = Trainer(
+        model=model, loss_fn=loss_fn, step=step, train_batches=on_device(train_source, dev),
+        val_batches=on_device(val_source, dev), config=student_optim(cfg), seed=cfg.seed,
+        name=name, checkpoint_path=ctx.run_dir / "student.ckpt" if ctx.run_dir is not None else None,
+        progress=cfg.progress, val_score=val_score if scored else None,
+        grad_scaler=accelerator.grad_scaler(dev, amp),
+        phase=f"{name}: student" if trains_teacher(cfg.method) else name,
+    )
+    ctx.history.follow("student", trainer)
+    if ctx.resume:
+        trainer.try_resume()
+        ctx.history.phases["student"] = trainer.result.history
+    result = trainer.fit()
+    ctx.history.phases["student"] = result.history
+    ctx.history.write()
+    return model, result

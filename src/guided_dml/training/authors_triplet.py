@@ -11,20 +11,23 @@ statistics), and average ``max(0, ‖a − p‖₂ − ‖a − n‖₂ + m)`` o
 zeros included, on the raw (not normalised) outputs.
 
 ``--triplet-sampling class-pairs`` selects this variant (the ``paper`` preset does); this module
-holds its batch source and its step, :class:`guided_dml.losses.triplet.PlainTripletLoss` its
-loss.
+holds its batch source, :func:`guided_dml.training.steps.three_forward_step` its step (also
+importable from here) and :class:`guided_dml.losses.triplet.PlainTripletLoss` its loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .batches import to_unit_float
 from .gemini import class_pair_triplets, triplet_batch_size
+from .steps import three_forward_step
+
+__all__ = ["FixedTripletBatches", "three_forward_step"]
 
 
 @dataclass
@@ -62,20 +65,3 @@ class FixedTripletBatches:
             sel = order[i * self.b : (i + 1) * self.b]
             idx = torch.cat([self.anchors[sel], self.positives[sel], self.negatives[sel]])
             yield to_unit_float(self.images.index_select(0, idx)), self.labels[idx]
-
-
-def three_forward_step(net: Callable[[Tensor], Tensor], loss_fn: nn.Module,
-                       batch: tuple[Tensor, Tensor],
-                       autocast: Callable[[], object] | None = None) -> Tensor:
-    """One step of the authors' triplet network: anchors, positives and negatives through
-    ``net`` separately (three BatchNorm batches), then ``loss_fn(a, p, n)`` in float32."""
-    x, _ = batch
-    b = len(x) // 3
-    parts = []
-    for k in range(3):
-        if autocast is None:
-            parts.append(net(x[k * b : (k + 1) * b]))
-        else:
-            with autocast():
-                parts.append(net(x[k * b : (k + 1) * b]))
-    return loss_fn(*(p.float() for p in parts))

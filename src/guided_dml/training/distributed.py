@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import logging
 import os
 import pickle
 import subprocess
@@ -38,10 +39,13 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Processes other than rank 0 wait in a collective while rank 0 trains GEMINI or evaluates;
 # the process group's timeout must outlast that. torchrun stops every process when one fails,
@@ -180,6 +184,34 @@ def gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     dist.all_gather(counts, torch.tensor([n], dtype=torch.int64, device=device))
     sizes = [int(c.item()) for c in counts]
     return tuple(_GatherRows.apply(t, sizes) for t in tensors)
+
+
+# ------------------------------------------------------------------ the model
+def data_parallel(model: nn.Module, device: torch.device, batch_size: int) -> nn.Module:
+    """``model`` under DistributedDataParallel inside a process group, else ``model`` itself.
+
+    DDP averages the parameter gradients over the processes in ``backward`` (hence the factor N
+    of :func:`gather_rows`). BatchNorm: on GPUs the layers become SyncBatchNorm, whose
+    statistics cover the global batch, so results do not depend on the number of processes.
+    torch has no CPU SyncBatchNorm: with gloo each process normalises with the statistics of its
+    own slice of the batch, which rank 0 logs as a warning when ``model`` has BatchNorm layers.
+
+    Args:
+        model: the network, already on ``device``.
+        device: where this process trains (``cuda:i``: DDP on that GPU).
+        batch_size: the global batch, for the warning's numbers.
+    """
+    if not is_distributed():
+        return model
+    if device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[device.index])
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_bn and is_main():
+        log.warning("BatchNorm on %s: torch has no CPU SyncBatchNorm, so batch statistics come "
+                    "from each process's %d of the %d samples of a batch; results depend on the "
+                    "number of processes", device.type, batch_size // world_size(), batch_size)
+    return DistributedDataParallel(model)
 
 
 # ------------------------------------------------------------------ rank-0 work

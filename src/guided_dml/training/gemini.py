@@ -4,6 +4,8 @@ Every ordered pair of distinct classes ``(c1, c2)`` gives one mini-batch of ``B`
 anchor and positive from ``c1`` (``2B`` distinct samples, drawn without replacement) and the
 negative from ``c2``, with ``B = min(batch_size, smallest class count // 2)``. Only the streams of
 ``c1`` and ``c2`` are active in a step. One epoch = ``C·(C−1)`` steps (90 for 10 classes).
+The teacher's step, :func:`gemini_step` (Eq. 5), lives with the other steps in :mod:`.steps`;
+:func:`standardize_targets` is the optional rescaling of the targets for the student.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 
 from ..errors import DataError
 from .batches import to_unit_float
+from .steps import gemini_step as gemini_step  # its step, Eq. 5 (re-exported from here)
 
 # (class of anchor/positive, class of negative, anchor idx (B,), positive idx (B,), negative idx (B,))
 TripletIndices = tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -92,16 +95,6 @@ class TripletBatches:
             yield to_unit_float(self.images.index_select(0, idx)), classes
 
 
-def gemini_step(
-    teacher: nn.Module, loss_fn: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
-) -> torch.Tensor:
-    """Eq. 5 on one class-pair batch. ``teacher(x, y) -> (out (N, d), local (N, h))``."""
-    x, classes = batch
-    out, local = teacher(x, classes)
-    b = len(x) // 3
-    return loss_fn(out[:b], out[b : 2 * b], out[2 * b :], local[:b], local[b : 2 * b])
-
-
 @torch.no_grad()
 def teacher_targets(
     teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024
@@ -116,3 +109,29 @@ def teacher_targets(
         out, _ = teacher(x, labels[i : i + batch_size].to(device))
         parts.append(out.cpu())
     return torch.cat(parts).float()
+
+
+def standardize_targets(train_t: torch.Tensor, val_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """GEMINI's targets centred and divided by one isotropic scale (``--target-scaling
+    standardize``), both splits with the training targets' centre and scale.
+
+    ``t' = (t − c) / s`` with ``c`` the mean training target and ``s`` the root mean square of
+    the centred training targets over all coordinates (one scalar, clamped at 1e-8), so the
+    training targets have mean 0 and unit RMS. A translation and one uniform scale are a
+    similarity transform: every distance is divided by ``s`` and their order is unchanged, so the
+    retrieval metrics of the targets (the reduced hypothesis space of G-DML, Gonzalez-Zapata et
+    al., CVPR-W 2022, Algorithm 1) are the same, and only the size of the map that the student
+    regresses in Algorithm 2 changes (per-axis scaling would distort it). The paper and the
+    authors use the raw targets (the default, ``none``): on digits rescaling measured worse
+    (docs/design.md).
+
+    Args:
+        train_t: ``(N, d)`` targets of the student's training split.
+        val_t: ``(M, d)`` targets of its validation split.
+
+    Returns:
+        ``(train targets, val targets)`` rescaled.
+    """
+    centre = train_t.mean(dim=0)
+    scale = (train_t - centre).pow(2).mean().sqrt().clamp_min(1e-8)  # one scalar: isotropic
+    return (train_t - centre) / scale, (val_t - centre) / scale

@@ -1,0 +1,54 @@
+"""train_model's phases (experiments/run.py): each returns its records; the run keeps them in order."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from guided_dml.experiments import run as run_mod
+from guided_dml.experiments.config import resolve_config
+from guided_dml.models.embedding import channel_stats
+from guided_dml.training.history import RunHistory
+
+
+def same(a: list[dict], b: list[dict]) -> bool:
+    """Equal records (NaN, no validation loss, equals NaN here)."""
+    return json.dumps(a) == json.dumps(b)
+
+
+def tiny(**over):
+    return resolve_config({"preset": "smoke", "dataset": "digits", "epochs": 1, "gemini_epochs": 2,
+                           "threads": 1, "progress": False, **over})
+
+
+def test_teacher_phase_returns_targets_and_history_and_records_them(tmp_path) -> None:
+    cfg = tiny()
+    data = run_mod.prepare_data(cfg)
+    history = RunHistory(tmp_path / "history.jsonl")
+    ctx = run_mod.RunContext(cfg, data, tmp_path, torch.device("cpu"), "gdml on digits", False,
+                             history)
+    out = run_mod.teacher_phase(ctx, *channel_stats(data.train.images))
+    assert out.train_targets.shape == (len(data.train), 2)
+    assert out.val_targets.shape == (len(data.val), 2)
+    assert [r["epoch"] for r in out.history] == [1, 2]
+    assert history.phases == {"teacher": out.history}
+    written = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [(r["phase"], r["epoch"]) for r in written] == [("teacher", 1), ("teacher", 2)]
+    saved = torch.load(tmp_path / "targets.pt", weights_only=False)
+    assert torch.equal(saved["train"], out.train_targets) and same(saved["history"], out.history)
+
+    # Resumed with targets.pt: returned as saved, nothing retrained.
+    again = RunHistory(None)
+    ctx = run_mod.RunContext(cfg, data, tmp_path, torch.device("cpu"), "gdml on digits", True, again)
+    back = run_mod.teacher_phase(ctx, *channel_stats(data.train.images))
+    assert torch.equal(back.val_targets, out.val_targets) and same(back.history, out.history)
+    assert list(again.phases) == ["teacher"] and same(again.phases["teacher"], out.history)
+
+
+def test_train_model_keeps_teacher_then_student() -> None:
+    cfg = tiny()
+    trained = run_mod.train_model(cfg, run_mod.prepare_data(cfg))
+    assert list(trained.phases) == ["teacher", "student"]
+    assert trained.phases["student"] is trained.result.history
+    assert len(trained.phases["teacher"]) == 2 and len(trained.phases["student"]) == 1

@@ -16,6 +16,7 @@ from scipy import stats
 
 from guided_dml.errors import DataError
 from guided_dml.experiments.report import (
+    FIGURES,
     METRICS,
     PAPER_CI,
     PAPER_RESULTS,
@@ -30,6 +31,9 @@ from guided_dml.experiments.report import (
     summarize,
     write_report,
 )
+from guided_dml.experiments.report import figures as report_figures
+from guided_dml.experiments.report import tables as report_tables
+from guided_dml.experiments.report.figures import Figure
 
 METHODS_MD = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "METHODS.md"
 CLASSES = ("zero", "one", "two")
@@ -291,10 +295,81 @@ def test_paper_table_matches_the_spec() -> None:
             continue
         pairs = [tuple(map(float, c.split("±"))) for c in cells[2:]]
         ds, m = names[cells[0]], methods[cells[1]]
-        assert PAPER_RESULTS[ds][m] == pytest.approx([p[0] for p in pairs])
-        assert PAPER_CI[ds][m] == pytest.approx([p[1] for p in pairs])
+        assert [PAPER_RESULTS[ds][m][k] for k in TABLE_METRICS] == pytest.approx([p[0] for p in pairs])
+        assert [PAPER_CI[ds][m][k] for k in TABLE_METRICS] == pytest.approx([p[1] for p in pairs])
         seen += 1
     assert seen == 15
+
+
+def test_a_paper_cell_can_be_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A published row with only some metrics (or no CI) shows "–" in the others, in every
+    format, and a table column the paper has no number for is no error either."""
+    monkeypatch.setitem(PAPER_RESULTS["mnist"], "triplet", {"recall@1": 97.71, "nmi": 90.98})
+    monkeypatch.setitem(PAPER_CI["mnist"], "triplet", {"recall@1": 0.10})  # no CI for NMI
+    monkeypatch.setitem(PAPER_RESULTS, "toyset", {"gdml": {"map@r": 50.0}})  # no CI at all
+    monkeypatch.setattr(report_tables, "TABLE_METRICS", (*TABLE_METRICS, "recall@2"))
+    monkeypatch.setattr(report_tables, "TABLE_HEADERS", (*TABLE_HEADERS, "R@2"))
+    make_benchmark(tmp_path, datasets=("mnist", "toyset"), methods=("triplet", "gdml"),
+                   seeds=(0, 1), shift=False)
+    paths = write_report(tmp_path)
+    sections = _md_sections(paths["summary_md"].read_text())
+    rows = {r[0]: r for r in sections["MNIST"]}
+    # Method, Seeds, R@1, F1, NMI, RP, MAP@R, R@2, Time, Converged
+    assert rows["Triplet (paper)"][2:8] == ["97.71 ± 0.10", "–", "90.98", "–", "–", "–"]
+    assert rows["G-DML (paper)"][2:8] == ["99.00 ± 0.18", "99.00 ± 0.18", "92.08 ± 1.80",
+                                          "98.56 ± 0.80", "98.38 ± 1.00", "–"]
+    assert " ± " in rows["G-DML"][7]  # our own R@2 in the new column
+    toy = {r[0]: r for r in sections["toyset"]}
+    assert toy["G-DML (paper)"][2:8] == ["–", "–", "–", "–", "50.00", "–"]
+    tex = paths["summary_tex"].read_text()
+    assert r"\textit{Triplet (paper)} & \textit{10} & \textit{97.71 $\pm$ 0.10} & \textit{--}" in tex
+    page = paths["report_html"].read_text()
+    assert "<td>Triplet (paper)</td><td>10</td><td>97.71 ± 0.10</td><td>–</td>" in page
+    assert "recall_at_1_png" in paths  # the paper's marker is drawn only where it has R@1
+
+
+def _tiny_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), "white").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_the_figure_list_drives_the_files_and_the_page(report: tuple[Path, dict[str, Path]]) -> None:
+    """Every entry of FIGURES is a written file and an image on the page, in its place."""
+    _, paths = report
+    page = paths["report_html"].read_text()
+    pngs = {k for k in paths if k.endswith("_png")}
+    listed = set()
+    for fig in FIGURES:
+        for ds in ("mnist", "toyset") if fig.per_dataset else (None,):
+            key = fig.file(ds).replace(".", "_")
+            listed.add(key)
+            assert key in paths, key
+            assert f'<img alt="{fig.alt_text(ds)}" src="data:image/png;base64,' in page, key
+    assert listed == pngs  # nothing is drawn that the list does not name
+    assert page.count("data:image/png;base64,") == len(pngs)
+    # In the page's order: the top figure before the first table, a data set's after its table.
+    first_table = page.index("<table>")
+    top = next(f for f in FIGURES if f.place == "top")
+    assert page.index(f'alt="{top.alt_text()}"') < first_table
+    per_ds = [f for f in FIGURES if f.place == "dataset"]
+    at = [page.index(f'alt="{f.alt_text("mnist")}"') for f in per_ds]
+    assert at == sorted(at) and at[0] > page.index("<h2>MNIST</h2>")
+
+
+def test_a_new_figure_is_one_list_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    png = _tiny_png()
+    extra = (Figure("extra_{dataset}.png", "{name} extra figure", lambda data, ds: png),
+             Figure("overview.png", "an overview", lambda data, ds: png, place="top"),
+             Figure("never_{dataset}.png", "{name} nothing", lambda data, ds: None))
+    monkeypatch.setattr(report_figures, "FIGURES", (*FIGURES, *extra))
+    make_benchmark(tmp_path, datasets=("mnist",), methods=("gdml",), seeds=(0,), shift=False)
+    paths = write_report(tmp_path)
+    assert paths["extra_mnist_png"].read_bytes() == png and paths["overview_png"].is_file()
+    assert "never_mnist_png" not in paths and not (tmp_path / "never_mnist.png").exists()
+    page = paths["report_html"].read_text()
+    assert 'alt="MNIST extra figure"' in page and 'alt="an overview"' in page
+    assert 'alt="MNIST nothing"' not in page
 
 
 def test_long_tailed_variants_get_a_sub_population_table(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ def test_mdr_is_wired_as_its_authors_wire_it():
 def test_cpu_preset_gives_every_method_the_same_protocol_and_its_own_tuned_settings():
     # Issue 13: one optimiser, schedule, precision, epoch budget and selection rule for all;
     # only what the equal-budget study tuned per method (lr, the loss's margin / geometry).
-    from guided_dml.experiments.config import CPU_METHOD_SETTINGS
+    from guided_dml.experiments.presets import CPU_METHOD_SETTINGS
     from guided_dml.methods import METHODS
 
     assert set(CPU_METHOD_SETTINGS) == set(METHODS)

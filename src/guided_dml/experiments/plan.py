@@ -41,7 +41,7 @@ STUDENT_OPTIMISER = {"schedule": "cosine", "momentum": 0.9, "nesterov": True, "l
                      "clip_value": None}
 TEACHER = {"gemini_inputs": "raw255", "gemini_lr": 1e-3, "gemini_redraw": True}
 
-# The builtin data sets whose `cpu` settings are measured for them (config.py `_cpu`); the plan
+# The builtin data sets whose `cpu` settings are measured for them (presets.py `_cpu`); the plan
 # leaves them alone, so their configs and hashes do not change.
 PRESET_DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from guided_dml.data import image_folder, load_image_folder
+from guided_dml.data import decode, image_folder, load_image_folder
 from guided_dml.errors import DataError
 
 Tree = Callable[..., list[Path]]
@@ -171,8 +171,8 @@ def test_cache_hit_returns_identical_tensors_without_decoding(
     def fail(*args: object) -> None:
         raise AssertionError("a cache hit must not read the source")
 
-    monkeypatch.setattr(image_folder, "_list_archive", fail)
-    monkeypatch.setattr(image_folder, "_decode_chunk", fail)
+    monkeypatch.setattr(image_folder, "list_archive", fail)
+    monkeypatch.setattr(image_folder, "decode_chunk", fail)
     second = load_image_folder(archive, cache_dir=cache, progress=False)
     for split in first:
         assert torch.equal(first[split].images, second[split].images)
@@ -231,7 +231,7 @@ def test_parallel_decoding_matches_serial(
         serial = load_image_folder(
             tmp_path / "pets", on_error="skip", num_workers=1, cache=False, progress=False
         )
-    monkeypatch.setattr(image_folder, "_MIN_PARALLEL", 0)
+    monkeypatch.setattr(decode, "MIN_PARALLEL", 0)
     with pytest.warns(UserWarning, match="broken.png"):
         parallel = load_image_folder(
             tmp_path / "pets", on_error="skip", num_workers=2, cache=False, progress=False

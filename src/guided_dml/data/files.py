@@ -18,15 +18,15 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .image_folder import (
-    _decode_chunk,
-    _default_workers,
-    _image_suffixes,
-    _list_archive,
-    _list_folder,
-    _probe_chunk,
-    _run_chunks,
-    _wanted,
+from .decode import (
+    decode_chunk,
+    default_workers,
+    image_suffixes,
+    list_archive,
+    list_folder,
+    probe_chunk,
+    run_chunks,
+    wanted,
 )
 from .names import is_archive
 
@@ -56,13 +56,13 @@ def _folder_label(rel: str) -> str:
 
 
 def _list_zip(path: Path) -> list[tuple[str, bytes]]:
-    suffixes = _image_suffixes()
+    suffixes = image_suffixes()
     try:
         with zipfile.ZipFile(path) as zf:
             out = []
             for info in sorted(zf.infolist(), key=lambda i: i.filename):
                 parts = tuple(p for p in PurePosixPath(info.filename).parts if p not in ("", "."))
-                if info.is_dir() or not parts or ".." in parts or not _wanted(parts, suffixes):
+                if info.is_dir() or not parts or ".." in parts or not wanted(parts, suffixes):
                     continue
                 out.append(("/".join(parts), zf.read(info)))
             return out
@@ -85,7 +85,7 @@ def list_image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[ImageFile
         if not path.exists():
             raise DataError(f"{shown} does not exist; check the path")
         if path.is_dir():
-            entries = _list_folder(path, on_loop="skip")  # a loop: its files once, with a note
+            entries = list_folder(path, on_loop="skip")  # a loop: its files once, with a note
             if not entries:
                 raise DataError(
                     f"no images found in folder {shown} (looked for {', '.join(_common_suffixes())} "
@@ -98,7 +98,7 @@ def list_image_files(inputs: Sequence[str | os.PathLike[str]]) -> list[ImageFile
             if zipfile.is_zipfile(path):
                 members = _list_zip(path)
             else:
-                members = [(e.rel, e.source) for e in _list_archive(path)]  # type: ignore[misc]
+                members = [(e.rel, e.source) for e in list_archive(path)]  # type: ignore[misc]
             if not members:
                 raise DataError(f"archive {shown} holds no images; check that it is the right file")
             members.sort(key=lambda m: m[0])
@@ -139,9 +139,9 @@ def read_image_files(
         )
     channels, height, width = (int(s) for s in input_shape)
     mode = MODES[channels]
-    workers = num_workers if num_workers is not None else _default_workers()
+    workers = num_workers if num_workers is not None else default_workers()
     sources = [f.source for f in files]
-    probes = [p for part in _run_chunks(_probe_chunk, sources, (), workers, False, "probing") for p in part]
+    probes = [p for part in run_chunks(probe_chunk, sources, (), workers, False, "probing") for p in part]
     bad = [(f.name, p) for f, p in zip(files, probes, strict=True) if isinstance(p, str)]
     notes: list[str] = []
     if bad:
@@ -164,7 +164,7 @@ def read_image_files(
         notes.append(f"resized {resized} of {len(files)} image(s) to {height}×{width}, the model's input")
     if converted:
         notes.append(f"converted {converted} of {len(files)} image(s) to {mode}, the model's mode")
-    parts = _run_chunks(_decode_chunk, [sources[i] for i in keep], ((width, height), mode), workers,
+    parts = run_chunks(decode_chunk, [sources[i] for i in keep], ((width, height), mode), workers,
                         False, "decoding", on_decoded)
     errors = [err for part in parts for err in part[1]]
     if any(err is not None for err in errors):  # a header that read fine but a body that did not

@@ -10,33 +10,34 @@ that file.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import math
-import multiprocessing
 import os
 import re
-import sys
-import tarfile
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
 
 from ..atomic import write_atomic
 from ..errors import DataError
 from . import names
 from .base import ArrayDataset
+from .decode import (
+    OUTPUT_MODES,
+    Entry,
+    decode_chunk,
+    default_workers,
+    list_archive,
+    list_folder,
+    probe_chunk,
+    run_chunks,
+    walk_folder,
+)
 from .paths import cache_disabled, decoded_cache_dir
 from .splits import stratified_split
 
@@ -48,241 +49,44 @@ SPLIT_ALIASES = {
     "test": "test", "testing": "test",
     "val": "val", "valid": "val", "validation": "val",
 }  # fmt: skip
-OUTPUT_MODES = ("L", "LA", "RGB", "RGBA")  # 8-bit modes an image tensor can hold
-_MIN_PARALLEL = 512  # below this many images, starting worker processes costs more than it saves
-_IN_PROCESS_CHUNK = 256  # chunks of a job run in this process, when its caller reports progress
 _SHOW_ERRORS = 5  # unreadable files named in a message
 
 # One split in memory: uint8 (N, C, H, W) images, int64 (N,) labels, (N,) file paths or None.
 _Split = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """One candidate image: its path relative to ROOT's layout root, and its bytes or file."""
-
-    rel: str  # posix path inside the layout root, e.g. "train/cat/0001.jpg"
-    source: str | bytes  # absolute file path (folder) or the member's bytes (archive)
 
 
-# ----------------------------------------------------------------------------------------------
-# Decoding (runs in worker processes: module-level functions, plain arguments)
 
 
-def _open(source: str | bytes) -> Image.Image:
-    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
 
 
-def _normal_mode(img: Image.Image) -> str:
-    """The 8-bit output mode an image maps to by default (palette -> RGB(A), 16-bit -> L, ...)."""
-    mode = img.mode
-    if mode in OUTPUT_MODES:
-        return mode
-    if mode in ("1", "F") or mode.startswith("I"):
-        return "L"
-    if mode == "La":
-        return "LA"
-    if mode in ("RGBa", "PA") or (mode == "P" and "transparency" in img.info):
-        return "RGBA"
-    return "RGB"  # P, CMYK, YCbCr, LAB, HSV, RGBX
 
 
-def _to_8bit(img: Image.Image) -> Image.Image:
-    """Scale 16/32-bit integer and float images to ``L`` (PIL's own convert would clip)."""
-    if not (img.mode == "F" or img.mode.startswith("I")):
-        return img
-    arr = np.asarray(img, dtype=np.float64)
-    top = float(arr.max()) if arr.size else 0.0
-    if img.mode == "F" and top <= 1.0:
-        arr = arr * 255.0
-    elif top > 255.0:
-        arr = arr / 257.0  # 16-bit range 0..65535 onto 0..255
-    return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _probe_chunk(sources: Sequence[str | bytes]) -> list[tuple[int, int, str] | str]:
-    """``(width, height, default mode)`` of each image from its header, or an error message."""
-    out: list[tuple[int, int, str] | str] = []
-    for source in sources:
-        try:
-            with _open(source) as img:
-                out.append((img.size[0], img.size[1], _normal_mode(img)))
-        except Exception as exc:  # Pillow raises many types for bad files; all mean unreadable
-            out.append(_describe(exc))
-    return out
 
 
-def _decode_chunk(
-    sources: Sequence[str | bytes], size: tuple[int, int], mode: str
-) -> tuple[np.ndarray, list[str | None]]:
-    """Decode images to ``uint8 (n_ok, H, W, C)``, resized to ``size`` (w, h), in ``mode``.
-
-    Returns:
-        The stacked readable images and, per input, None if it was decoded or an error message.
-    """
-    width, height = size
-    channels = len(mode)  # L=1, LA=2, RGB=3, RGBA=4
-    stack = np.empty((len(sources), height, width, channels), dtype=np.uint8)
-    errors: list[str | None] = []
-    n_ok = 0
-    for source in sources:
-        try:
-            with _open(source) as img:
-                if img.format == "JPEG" and (img.size[0] > width or img.size[1] > height):
-                    # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target size).
-                    img.draft(mode if mode in ("L", "RGB") else "RGB", (width, height))
-                img.load()
-                out = _to_8bit(img)
-                if out.mode != mode:
-                    out = out.convert(mode)
-                if out.size != (width, height):
-                    out = out.resize((width, height), Image.Resampling.BILINEAR)
-                stack[n_ok] = np.asarray(out, dtype=np.uint8).reshape(height, width, channels)
-            n_ok += 1
-            errors.append(None)
-        except Exception as exc:  # any decoding failure marks the file unreadable
-            errors.append(_describe(exc))
-    return stack[:n_ok], errors
 
 
-def _default_workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
 
 
-def _run_chunks(
-    fn: Callable[..., Any],
-    sources: Sequence[str | bytes],
-    extra: tuple[Any, ...],
-    num_workers: int,
-    progress: bool,
-    desc: str,
-    on_chunk: Callable[[int], None] | None = None,
-) -> list[Any]:
-    """Apply ``fn(chunk, *extra)`` to consecutive chunks of ``sources``, in worker processes.
-
-    Returns the per-chunk results in order. Small jobs run in this process. ``on_chunk(n)`` is
-    called after each chunk of ``n`` sources (a caller's own progress report).
-    """
-    n = len(sources)
-    if n == 0:
-        return []
-    workers = max(1, min(num_workers, n))
-    if workers == 1 or n < _MIN_PARALLEL:
-        if on_chunk is None:
-            return [fn(sources, *extra)]
-        out = []
-        for i in range(0, n, _IN_PROCESS_CHUNK):
-            out.append(fn(sources[i : i + _IN_PROCESS_CHUNK], *extra))
-            on_chunk(len(sources[i : i + _IN_PROCESS_CHUNK]))
-        return out
-    # A few chunks per worker balances load; the cap keeps the progress bar moving.
-    chunk = min(4096, max(64, math.ceil(n / (workers * 4))))
-    chunks = [sources[i : i + chunk] for i in range(0, n, chunk)]
-    # On Linux, fork starts workers instantly with the modules already imported (the workers only
-    # run Pillow and numpy, so torch's threads do not matter); elsewhere fork is unsafe and the
-    # platform default (spawn) re-imports this module in each worker.
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    bar = tqdm(total=n, desc=desc, unit="img", disable=None if progress else True)
-    results = []
-    try:
-        with bar, ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for part, result in zip(
-                chunks, pool.map(fn, chunks, *[[e] * len(chunks) for e in extra]), strict=True
-            ):
-                results.append(result)
-                bar.update(len(part))
-                if on_chunk is not None:
-                    on_chunk(len(part))
-    except BrokenProcessPool as exc:
-        raise DataError(
-            f"an image-decoding worker died ({exc}), probably out of memory; retry with num_workers=1"
-        ) from exc
-    return results
 
 
 # ----------------------------------------------------------------------------------------------
 # Listing the source
 
 
-def _image_suffixes() -> set[str]:
-    return {ext.lower() for ext in Image.registered_extensions()}
 
 
-def _wanted(parts: tuple[str, ...], suffixes: set[str]) -> bool:
-    """Skip hidden files and folders (``.DS_Store``, ``._x.jpg``), ``__MACOSX``, non-images."""
-    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-        return False
-    return PurePosixPath(parts[-1]).suffix.lower() in suffixes
 
 
-def walk_folder(root: Path, on_loop: Literal["error", "skip"] = "error"):
-    """``os.walk(root, followlinks=True)``, sorted, that never follows a symlink back into a
-    folder it is already inside (a loop would list the same files until the OS gives up with
-    ELOOP). ``on_loop``: "error" raises a DataError naming the link, "skip" leaves it out with
-    a warning (a note on the command line).
-
-    One walker for listing the images and for the cache fingerprint, so both see the same files.
-    """
-    real_root = os.path.realpath(root)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        here = os.path.realpath(dirpath)
-        keep = []
-        for d in dirnames:
-            target = os.path.realpath(os.path.join(dirpath, d))
-            if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
-                link = os.path.relpath(os.path.join(dirpath, d), root)
-                back = os.path.relpath(target, real_root) if target.startswith(real_root) else target
-                msg = (f"{root} holds a symlink loop: {link} points back to {back}, a folder it "
-                       "is in")
-                if on_loop == "error":
-                    raise DataError(f"{msg}; remove that link, or give a folder without it")
-                warnings.warn(f"{msg}; skipped it (its files are listed once)", stacklevel=2)
-                continue
-            keep.append(d)
-        dirnames[:] = keep
-        yield dirpath, dirnames, sorted(filenames)
 
 
-def _list_folder(root: Path, on_loop: Literal["error", "skip"] = "error") -> list[_Entry]:
-    suffixes = _image_suffixes()
-    entries = []
-    for dirpath, _dirnames, filenames in walk_folder(root, on_loop):
-        rel_dir = Path(dirpath).relative_to(root).parts
-        for fname in filenames:
-            parts = (*rel_dir, fname)
-            if _wanted(parts, suffixes):
-                entries.append(_Entry("/".join(parts), os.path.join(dirpath, fname)))
-    return entries
 
 
-def _list_archive(path: Path) -> list[_Entry]:
-    """Read every image member's bytes (sequentially: a compressed tar cannot be seeked cheaply)."""
-    suffixes = _image_suffixes()
-    entries: dict[str, _Entry] = {}  # keyed by path: a later member replaces an earlier one, as
-    try:  # when the archive is extracted
-        with tarfile.open(path, "r|*") as tar:
-            for member in tar:
-                parts = tuple(p for p in PurePosixPath(member.name).parts if p not in ("", "."))
-                if not member.isfile() or not parts or ".." in parts or parts[0] == "/":
-                    continue
-                if _wanted(parts, suffixes):
-                    f = tar.extractfile(member)
-                    if f is not None:
-                        rel = "/".join(parts)
-                        entries[rel] = _Entry(rel, f.read())
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"cannot read archive {path} ({exc}); it is damaged, fetch it again") from exc
-    return list(entries.values())
 
 
 def _fingerprint(path: Path, is_archive: bool) -> str:
@@ -302,7 +106,7 @@ def _fingerprint(path: Path, is_archive: bool) -> str:
     return digest.hexdigest()
 
 
-def _layout(entries: list[_Entry], root: Path) -> tuple[list[tuple[str | None, str]], bool]:
+def _layout(entries: list[Entry], root: Path) -> tuple[list[tuple[str | None, str]], bool]:
     """Each entry's (split folder or None, class folder), and whether splits exist.
 
     Accepted layouts (depth = number of path components):
@@ -528,20 +332,20 @@ def load_image_folder(
             )
         return _to_datasets(data, classes, name)
 
-    entries = _list_archive(root) if is_archive else _list_folder(root)
+    entries = list_archive(root) if is_archive else list_folder(root)
     if not entries:
         raise DataError(
             f"no images found in {root}; expected ROOT/<split>/<class>/<image> or ROOT/<class>/<image>"
         )
     entries.sort(key=lambda e: e.rel)  # order independent of the file system and the tar
     keys, has_splits = _layout(entries, root)
-    workers = num_workers if num_workers is not None else _default_workers()
+    workers = num_workers if num_workers is not None else default_workers()
     sources = [e.source for e in entries]
 
     if wh is None or mode is None:
         probes = [
             p
-            for part in _run_chunks(_probe_chunk, sources, (), workers, progress, f"probing {name}")
+            for part in run_chunks(probe_chunk, sources, (), workers, progress, f"probing {name}")
             for p in part
         ]
         good = [p for p in probes if not isinstance(p, str)]
@@ -550,7 +354,7 @@ def load_image_folder(
         wh = wh or Counter((w, h) for w, h, _ in good).most_common(1)[0][0]
         mode = mode or Counter(m for _, _, m in good).most_common(1)[0][0]
 
-    parts = _run_chunks(_decode_chunk, sources, (wh, mode), workers, progress, f"decoding {name}")
+    parts = run_chunks(decode_chunk, sources, (wh, mode), workers, progress, f"decoding {name}")
     images = (
         np.concatenate([p[0] for p in parts]) if parts else np.empty((0, wh[1], wh[0], len(mode)), np.uint8)
     )

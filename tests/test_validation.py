@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from guided_dml.cli import _HYPER_FLAGS, main
+from guided_dml.cli import _SWITCHES, main
 from guided_dml.errors import ConfigError
-from guided_dml.experiments.config import resolve_config, setting_rules
+from guided_dml.experiments.config import flag_name, flag_settings, resolve_config, setting_rules
 from guided_dml.validation import Rule
 
 RULES = setting_rules()
@@ -156,12 +156,14 @@ def _in_empty_folder() -> Iterator[Path]:
             os.chdir(old)
 
 
-_FLAGS = {flag: flag.lstrip("-").replace("-", "_") for flag, _, _ in _HYPER_FLAGS}
+_FLAGS = {flag_name(k): k for k in flag_settings() if k not in _SWITCHES}
 _FLAGS.update({"--seed": "seed", "--mdr": "mdr", "--nproc": "nproc"})
 # Flags whose text has a rule to break (free strings such as --pretrained have none; lists are
 # parsed by their own flag type).
+# (Booleans are left out: most short texts are valid ones, true/false/yes/no/1/0; their
+# parsing is tested in tests/cli/test_cli_settings.py.)
 _FLAGS = {f: k for f, k in _FLAGS.items()
-          if (RULES[k].kind is not str or RULES[k].choices) and RULES[k].kind is not tuple}
+          if (RULES[k].kind is not str or RULES[k].choices) and RULES[k].kind not in (tuple, bool)}
 
 
 @given(data=st.data())

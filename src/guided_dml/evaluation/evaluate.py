@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -78,6 +79,12 @@ class Retrieved:
     r_precision: np.ndarray
     map_at_r: np.ndarray
 
+    @cached_property
+    def classifier(self) -> tuple[float, float]:
+        """``(macro recall, macro F1)`` of the 1-NN classifier on all queries, computed once for
+        both metrics (cached_property writes the instance dict, which a frozen dataclass allows)."""
+        return classifier_scores(self.labels, self.neighbour_labels[:, 0])
+
 
 def _recall_at(k: int) -> Callable[[Retrieved], float]:
     return lambda r: recall_at_k(r.neighbour_labels[r.ranked], r.labels[r.ranked], k)
@@ -88,8 +95,8 @@ def _recall_at(k: int) -> Callable[[Retrieved], float]:
 #: over the ranked queries; recall@1 and F1 score the 1-NN classifier on all queries.
 RETRIEVAL_METRICS: dict[str, Callable[[Retrieved], float]] = {
     "precision@1": lambda r: precision_at_1(r.neighbour_labels[r.ranked], r.labels[r.ranked]),
-    "recall@1": lambda r: classifier_scores(r.labels, r.neighbour_labels[:, 0])[0],
-    "f1": lambda r: classifier_scores(r.labels, r.neighbour_labels[:, 0])[1],
+    "recall@1": lambda r: r.classifier[0],
+    "f1": lambda r: r.classifier[1],
     **{f"recall@{k}": _recall_at(k) for k in RECALL_AT},
     "r_precision": lambda r: mean_over_queries(r.r_precision[r.ranked]),
     "map@r": lambda r: mean_over_queries(r.map_at_r[r.ranked]),

@@ -380,14 +380,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         progress=args.progress,
         include=args.include,
     )
-    plan(spec)  # every setting of every run checked before anything is computed or written
+    runs = plan(spec)  # every setting of every run checked before anything is computed or written
     if args.references:
         from .experiments.references import run_references
 
         path = run_references(list(args.datasets), args.out, data_dir=args.data_dir,
                               split=args.split or "closed", train_classes=args.train_classes)
         _info(f"references: {path}")
-    res = run_benchmark(spec)
+    res = run_benchmark(spec, runs)
     _info(f"{res['runs']} runs: {res['skipped']} already done, {res['ran']} run now, "
           f"{len(res['failed'])} failed")
     _print_report(res["report"])

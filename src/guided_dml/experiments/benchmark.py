@@ -212,11 +212,16 @@ def _set_aside_stale(run_dir: Path, cfg: RunConfig) -> None:
         run_dir.rename(stale)
 
 
-def run_benchmark(spec: BenchmarkSpec) -> dict[str, Any]:
-    """Run (or resume) the grid, then write the report. Returns a summary of what happened."""
+def run_benchmark(
+    spec: BenchmarkSpec, runs: list[tuple[RunConfig, Path]] | None = None
+) -> dict[str, Any]:
+    """Run (or resume) the grid, then write the report. Returns a summary of what happened.
+
+    ``runs``: ``plan(spec)`` when the caller has it already (planning reads every image folder
+    once for its fit plan, so it is not done twice)."""
     from ..data.registry import ensure_available
 
-    runs = plan(spec)
+    runs = plan(spec) if runs is None else runs
     included = _included_runs(spec.include, spec.shift)
     out = Path(spec.out)
     todo = [(c, d) for c, d in runs if c.hash() not in included and (

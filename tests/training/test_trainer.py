@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from guided_dml.data.transforms import RandomResizedCrop
 from guided_dml.errors import TrainingError
 from guided_dml.training import ArrayBatches, OptimConfig, Trainer, random_crop_flip
+from guided_dml.training.batches import crop_resize, random_resized_crop_flip, resized_crop_boxes
 
 
 class _MSE(nn.Module):
@@ -93,3 +95,53 @@ def test_random_crop_flip_keeps_shape_and_content():
     out0 = random_crop_flip(x, torch.Generator().manual_seed(1), pad=0)
     for i in range(8):
         assert torch.equal(out0[i], x[i]) or torch.equal(out0[i], x[i].flip(-1))
+
+
+def test_random_resized_crop_flip_against_pillow_and_its_sampling():
+    import math
+
+    import numpy as np
+    from PIL import Image
+
+    # One box against Pillow's bilinear resize of the same box (the per-file transform).
+    img = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    left, top, w, h = 5, 8, 20, 30
+    pil = np.asarray(Image.fromarray(img).resize((40, 40), Image.Resampling.BILINEAR,
+                                                 box=(left, top, left + w, top + h)), dtype=float)
+    xt = torch.from_numpy(img).permute(2, 0, 1).float()[None]
+    box = [torch.tensor([v]) for v in (left / 40, top / 40, w / 40, h / 40)]
+    ours = crop_resize(xt, *box, torch.tensor([False]))[0].permute(1, 2, 0).numpy()
+    assert np.abs(ours - pil).max() <= 1.01  # Pillow rounds to 8 bits
+    mirrored = crop_resize(xt, *box, torch.tensor([True]))[0].permute(1, 2, 0).numpy()
+    assert np.abs(mirrored[:, ::-1] - pil).max() <= 1.01
+    # The whole image without a flip is the identity; with one, the mirror image.
+    x = torch.rand(16, 3, 24, 40)
+    g = torch.Generator().manual_seed(0)
+    whole = random_resized_crop_flip(x, g, scale=(1.0, 1.0), ratio=(40 / 24, 40 / 24))
+    flips = [torch.allclose(whole[i], x[i].flip(-1), atol=1e-5) for i in range(16)]
+    assert all(torch.allclose(whole[i], x[i], atol=1e-5) or flips[i] for i in range(16))
+    assert 0 < sum(flips) < 16
+    # The sampled boxes: inside the image, areas within the scale range, aspect ratios within
+    # the ratio range (in pixels); half of them flipped.
+    left_, top_, cw, ch, flip = resized_crop_boxes(4000, 24, 40, torch.Generator().manual_seed(1))
+    assert bool(((left_ >= 0) & (left_ + cw <= 1 + 1e-6) & (top_ >= 0) & (top_ + ch <= 1 + 1e-6)).all())
+    area = cw * ch
+    aspect = (cw * 40) / (ch * 24)
+    whole_image = (cw == 1) & (ch == 1)
+    assert bool(((area >= 0.08 - 1e-6) | whole_image).all()) and float(area.max()) <= 1 + 1e-6
+    assert bool(((aspect > 3 / 4 - 1e-4) & (aspect < 4 / 3 + 1e-4) | whole_image).all())
+    assert abs(float(flip.float().mean()) - 0.5) < 0.05
+    # Against the per-file RandomResizedCrop (torchvision's sampling) on the same image size:
+    # the same distribution of areas and aspect ratios (its rejections included).
+    torch.manual_seed(0)
+    ref = [RandomResizedCrop(8).params(40, 24) for _ in range(4000)]
+    ref_area = torch.tensor([hh * ww / (24 * 40) for _, _, hh, ww in ref])
+    ref_log_aspect = torch.tensor([math.log(ww / hh) for _, _, hh, ww in ref])
+    assert abs(float(area.mean() - ref_area.mean())) < 0.02
+    assert abs(float(torch.log(aspect).mean() - ref_log_aspect.mean())) < 0.02
+    assert abs(float(torch.log(aspect).std() - ref_log_aspect.std())) < 0.02
+    # The same crops for the same generator, and one process's slice of a global batch.
+    a = random_resized_crop_flip(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, random_resized_crop_flip(x, torch.Generator().manual_seed(3)))
+    part = random_resized_crop_flip(x[4:9], torch.Generator().manual_seed(3), part=(4, 9, 16))
+    assert torch.allclose(part, a[4:9], atol=1e-5)

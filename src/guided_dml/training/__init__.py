@@ -1,6 +1,13 @@
 """Training loops: one generic trainer, its steps, GEMINI's class-pair batches, batch sources."""
 
-from .batches import ArrayBatches, DeviceBatches, on_device, random_crop_flip, to_unit_float
+from .batches import (
+    ArrayBatches,
+    DeviceBatches,
+    on_device,
+    random_crop_flip,
+    random_resized_crop_flip,
+    to_unit_float,
+)
 from .checkpoint import load_torch, save_json, save_torch
 from .embed import embed
 from .gemini import TripletBatches, class_pair_triplets, standardize_targets, teacher_targets
@@ -21,6 +28,7 @@ __all__ = [
     "metric_step",
     "on_device",
     "random_crop_flip",
+    "random_resized_crop_flip",
     "save_json",
     "save_torch",
     "standardize_targets",

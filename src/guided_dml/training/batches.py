@@ -11,6 +11,7 @@ slice of every global batch, so the slices in rank order are the single-process 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,78 @@ def random_crop_flip(
     flip = (torch.rand(total, generator=generator) < 0.5)[rows_kept].to(x.device)
     cropped[flip] = cropped[flip].flip(-1)
     return cropped
+
+
+def resized_crop_boxes(
+    total: int,
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> tuple[torch.Tensor, ...]:
+    """``total`` random crops as ``(left, top, crop width, crop height, flip)``, the first four
+    as fractions of the image's width and height.
+
+    The sampling of :class:`~guided_dml.data.transforms.RandomResizedCrop` (torchvision's): an
+    area (``scale`` of the image's) and an aspect ratio (``ratio``, log-uniform), ten tries per
+    sample, the first that fits is kept, else the whole image; the corner is continuous rather
+    than a whole pixel. ``flip``: a horizontal flip with probability 1/2.
+    """
+    tries = 10
+    area = torch.empty(total, tries).uniform_(*scale, generator=generator)
+    log_r = torch.empty(total, tries).uniform_(math.log(ratio[0]), math.log(ratio[1]),
+                                               generator=generator)
+    aspect = log_r.exp() * (height / width)  # width/height in pixels -> in image fractions
+    cw, ch = (area * aspect).sqrt(), (area / aspect).sqrt()
+    fits = (cw <= 1) & (ch <= 1)
+    first = fits.float().argmax(dim=1)  # the first try that fits (0 if none: replaced below)
+    pick = torch.arange(total)
+    cw, ch, ok = cw[pick, first], ch[pick, first], fits.any(dim=1)
+    cw, ch = torch.where(ok, cw, torch.ones_like(cw)), torch.where(ok, ch, torch.ones_like(ch))
+    left = torch.rand(total, generator=generator) * (1 - cw)
+    top = torch.rand(total, generator=generator) * (1 - ch)
+    flip = torch.rand(total, generator=generator) < 0.5
+    return left, top, cw, ch, flip
+
+
+def crop_resize(x: torch.Tensor, left: torch.Tensor, top: torch.Tensor, cw: torch.Tensor,
+                ch: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Each image's box (fractions, as :func:`resized_crop_boxes` gives) resized back to the
+    input's size, bilinear, mirrored where ``flip``: one ``grid_sample`` for the whole batch
+    (Pillow's ``resize(box=...)`` per image, up to its 8-bit rounding)."""
+    b = x.shape[0]
+    # The box's centre and half-size in grid_sample's [-1, 1] coordinates; a flip mirrors x.
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = torch.where(flip, -cw, cw), 2 * left + cw - 1
+    theta[:, 1, 1], theta[:, 1, 2] = ch, 2 * top + ch - 1
+    theta = theta.to(device=x.device, dtype=x.dtype)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                                           align_corners=False)
+
+
+def random_resized_crop_flip(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    part: tuple[int, int, int] | None = None,
+) -> torch.Tensor:
+    """The DML recipe's augmentation of photos, vectorised over the batch: a random-resized
+    crop (:func:`resized_crop_boxes`) back to the input's size, then a horizontal flip with
+    probability 1/2. ``part``: as in :func:`random_crop_flip` (draws for the global batch)."""
+    b, _, h, w = x.shape
+    start, stop, total = part if part is not None else (0, b, b)
+    boxes = resized_crop_boxes(total, h, w, generator, scale, ratio)
+    return crop_resize(x, *(t[start:stop] for t in boxes))
+
+
+#: ``--augment-crop``: the augmentation of each kind of image (config.AUGMENT_CROPS).
+AUGMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "pad": random_crop_flip,
+    "resized": random_resized_crop_flip,
+}
 
 
 @dataclass

@@ -12,7 +12,8 @@ from guided_dml.errors import DataError
 
 
 def test_registry_names() -> None:
-    assert list(DATASETS) == ["digits", "mnist", "fashion-mnist", "cifar10"]
+    assert list(DATASETS) == ["digits", "mnist", "fashion-mnist", "cifar10",
+                              "cub200", "cars196", "sop", "inshop"]
     assert list(RETRIEVAL_DATASETS) == ["cub200", "cars196", "sop", "inshop"]
 
 
@@ -24,7 +25,8 @@ def test_load_by_name() -> None:
 
 def test_unknown_name_lists_choices() -> None:
     with pytest.raises(
-        DataError, match="unknown data set 'imagenet'; choose one of digits, mnist, fashion-mnist, cifar10"
+        DataError, match="unknown data set 'imagenet'; choose one of digits, mnist, fashion-mnist, "
+        "cifar10, cub200, cars196, sop, inshop"
     ):
         load_dataset("imagenet")
 
@@ -54,6 +56,6 @@ def test_path_goes_to_the_image_folder_loader(
 
 def test_load_retrieval_dataset_messages(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="choose one of cub200, cars196, sop, inshop"):
-        load_retrieval_dataset("cub")
+        load_retrieval_dataset("birds")
     with pytest.raises(DataError, match=r"CUB-200-2011 not found.*data\.caltech\.edu"):
         load_retrieval_dataset("cub200", data_dir=tmp_path)

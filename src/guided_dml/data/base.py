@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .mapped import MappedImages
 
 
 @dataclass(repr=False, eq=False)
@@ -16,7 +17,9 @@ class ArrayDataset:
     """Images (or feature vectors) and integer labels held in memory.
 
     Attributes:
-        images: ``uint8 (N, C, H, W)`` images, or ``float32 (N, F)`` feature vectors.
+        images: ``uint8 (N, C, H, W)`` images, or ``float32 (N, F)`` feature vectors; or a
+            :class:`~guided_dml.data.mapped.MappedImages` of ``uint8`` images on disk (the
+            retrieval benchmarks), which indexes like the tensor.
         labels: ``int64 (N,)`` class indices in ``[0, len(classes))``.
         classes: class names; ``classes[k]`` names label ``k``.
         name: data set name and split, for messages and reports (e.g. ``"mnist/train"``).
@@ -30,7 +33,7 @@ class ArrayDataset:
         (4, (1, 8, 8), [2, 2])
     """
 
-    images: torch.Tensor
+    images: torch.Tensor | MappedImages
     labels: torch.Tensor
     classes: list[str]
     name: str
@@ -38,7 +41,8 @@ class ArrayDataset:
 
     def __post_init__(self) -> None:
         where = f"data set {self.name!r}"
-        if not isinstance(self.images, torch.Tensor) or not isinstance(self.labels, torch.Tensor):
+        if (not isinstance(self.images, (torch.Tensor, MappedImages))
+                or not isinstance(self.labels, torch.Tensor)):
             raise DataError(f"{where}: images and labels must be torch tensors")
         if self.images.dtype == torch.uint8:
             if self.images.dim() != 4:
@@ -115,9 +119,9 @@ class ArrayDataset:
         if len(index) and (int(index.min()) < -len(self) or int(index.max()) >= len(self)):
             raise DataError(f"data set {self.name!r}: subset index out of range for {len(self)} samples")
         paths = None if self.paths is None else [self.paths[i] for i in index.tolist()]
-        return ArrayDataset(
-            self.images[index], self.labels[index], list(self.classes), self.name, paths=paths
-        )
+        # A mapped set stays on disk: its subset is a view (splitting off validation reads nothing).
+        images = self.images.take(index) if isinstance(self.images, MappedImages) else self.images[index]
+        return ArrayDataset(images, self.labels[index], list(self.classes), self.name, paths=paths)
 
     def with_classes(self, keep: Sequence[int]) -> ArrayDataset:
         """Only the samples of classes ``keep`` (indices into :attr:`classes`), relabelled

@@ -12,7 +12,12 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz
 ZIP_SUFFIXES = (".zip",)
 
 # Spellings users type for the built-in sets, mapped to the registry's key.
-ALIASES = {"fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10"}
+ALIASES = {"fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10",
+           "cub-200": "cub200", "cub": "cub200", "cars-196": "cars196", "cars": "cars196",
+           "in-shop": "inshop", "stanford-online-products": "sop"}
+# The retrieval benchmarks (data/retrieval.py): their test classes are not their training
+# classes, so every run on them follows the class-disjoint protocol.
+CLASS_DISJOINT = ("cub200", "cars196", "sop", "inshop")
 
 _ARCHIVE_SUFFIX = re.compile(
     "(" + "|".join(re.escape(s) for s in sorted(TAR_SUFFIXES + ZIP_SUFFIXES, key=len, reverse=True)) + ")$",
@@ -26,6 +31,11 @@ def dataset_key(name: str) -> str:
     underscore-normalised."""
     key = name.strip().lower().replace("_", "-")
     return ALIASES.get(key, key)
+
+
+def is_class_disjoint(name: str) -> bool:
+    """Whether ``name`` is a built-in data set whose test classes are unseen in training."""
+    return dataset_key(name) in CLASS_DISJOINT
 
 
 def has_archive_suffix(name: str, *, zip_ok: bool = True) -> bool:

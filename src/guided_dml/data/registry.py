@@ -14,7 +14,7 @@ from .cifar import ensure_cifar10_source, load_cifar10
 from .digits import load_digits
 from .image_folder import load_image_folder
 from .mnist import ensure_idx_files, load_fashion_mnist, load_mnist
-from .names import dataset_key, has_archive_suffix
+from .names import CLASS_DISJOINT, dataset_key, has_archive_suffix
 from .retrieval import (
     RetrievalDataset,
     load_cars196,
@@ -22,6 +22,7 @@ from .retrieval import (
     load_inshop,
     load_sop,
 )
+from .streaming import streaming_loader
 
 Loader = Callable[..., dict[str, ArrayDataset]]
 
@@ -40,6 +41,10 @@ RETRIEVAL_DATASETS: dict[str, Callable[..., dict[str, RetrievalDataset]]] = {
     "sop": load_sop,
     "inshop": load_inshop,
 }
+assert set(RETRIEVAL_DATASETS) == set(CLASS_DISJOINT)
+# They train like the others: each split decoded once into a memory-mapped cache
+# (data/streaming.py), the same {"train", "test"} with the test classes unseen.
+DATASETS.update({key: streaming_loader(key, load) for key, load in RETRIEVAL_DATASETS.items()})
 
 
 def is_builtin(name: str) -> bool:
@@ -73,7 +78,9 @@ def load_dataset(
 
     Args:
         name_or_path: a key of :data:`DATASETS` (``digits``, ``mnist``, ``fashion-mnist``,
-            ``cifar10``), or a folder or ``.tar``/``.tar.gz``/``.tgz`` archive laid out as
+            ``cifar10``; ``cub200``, ``cars196``, ``sop``, ``inshop``, whose images are decoded
+            once into the decoded cache and memory-mapped: :mod:`~guided_dml.data.streaming`), or
+            a folder or ``.tar``/``.tar.gz``/``.tgz`` archive laid out as
             ``ROOT/<split>/<class>/<image>`` or ``ROOT/<class>/<image>``. A string that is a
             registered name means the built-in data set; pass a ``Path`` to force a path.
         data_dir: data folder for built-in sets (default ``$GDML_DATA``, else the per-user cache
@@ -127,6 +134,8 @@ def ensure_available(
         ensure_idx_files(key, data_dir, download)
     elif key == "cifar10":
         ensure_cifar10_source(data_dir, download)
+    elif key in RETRIEVAL_DATASETS:  # the metadata and every listed image file, nothing decoded
+        RETRIEVAL_DATASETS[key](data_dir=data_dir)
 
 
 def check_dataset(name_or_path: str | os.PathLike[str]) -> None:

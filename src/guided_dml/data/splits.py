@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import DataError
+from .names import is_class_disjoint
+
+if TYPE_CHECKING:
+    from .base import ArrayDataset
 
 
 def stratified_split(
@@ -127,3 +132,17 @@ def class_disjoint_classes(num_classes: int, train_classes: str | None = None
         raise DataError(f"the class-disjoint split needs at least 2 seen and 2 unseen classes; "
                         f"got {len(seen)} seen and {len(unseen)} unseen of {num_classes}")
     return seen, unseen
+
+
+def class_disjoint_splits(train: ArrayDataset, test: ArrayDataset, dataset: str,
+                          train_classes: str | None = None) -> tuple[ArrayDataset, ArrayDataset]:
+    """The class-disjoint protocol's training set (the seen classes' training images) and test
+    set (the unseen classes' test images, queries and reference at once).
+
+    The retrieval benchmarks (:data:`~guided_dml.data.names.CLASS_DISJOINT`) come split that way
+    and are returned as they are; any other set is cut by :func:`class_disjoint_classes`.
+    """
+    if is_class_disjoint(dataset):
+        return train, test
+    seen, unseen = class_disjoint_classes(train.num_classes, train_classes)
+    return train.with_classes(seen), test.with_classes(unseen)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..data.names import strip_archive_suffix
+from ..data.names import is_class_disjoint, strip_archive_suffix
 from ..errors import ConfigError
 from ..methods import get_method, method_names, trains_teacher
 from ..validation import Rule, check_all
@@ -26,6 +26,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("none", "bf16", "fp16")
 TRIPLET_SAMPLING = ("batch", "class-pairs")
 SPLITS = ("closed", "classes")
+AUGMENT_CROPS = ("pad", "resized")
 # Settings that decide where and how fast a run computes, not what it computes (floating-point
 # summation order aside, as with `threads`): left out of the config hash, so a run started on
 # one machine can be resumed on another.
@@ -38,7 +39,7 @@ HASHED_IF_SET: dict[str, Any] = {
     "loss_optimizer": "shared", "loss_lr": None, "loss_weight_decay": 0.0, "reducer": "default",
     "triplet_sampling": "batch", "split": "closed", "train_classes": None,
     "optimizer": "sgd", "step_milestones": (), "step_gamma": 0.1, "freeze_bn": False,
-    "batch_sampler": "random", "samples_per_class": 4,
+    "batch_sampler": "random", "samples_per_class": 4, "augment_crop": "pad",
 }
 # A preset kept under a new name hashes under its old one, so that the committed runs it made
 # keep their hashes (`cpu-v1` is the `cpu` preset of docs/results/history/cpu-v1).
@@ -84,6 +85,9 @@ class RunConfig:
         "get ImageNet's normalisation) or a torchvision resnet18 state-dict file to start from")
     # Only meaningful for natural images.
     augment: bool = setting(False, "pad-crop + flip augmentation (true/false)")
+    augment_crop: str = setting(
+        "pad", "with --augment: pad (pad-4 crop + flip: CIFAR's) | resized (random-resized crop "
+        "+ flip: the recipe of 224-px photos)")
     # Image folders: leave out unreadable images (with a warning) instead of stopping. It
     # changes the training data, so it is part of the config hash when set.
     skip_bad: bool = setting(
@@ -253,6 +257,14 @@ class RunConfig:
                               "40,60,80) and 0 < --step-gamma < 1")
         if self.split not in SPLITS:
             raise ConfigError(f"--split must be one of {', '.join(SPLITS)}")
+        if is_class_disjoint(self.dataset):
+            # CUB-200, Cars-196, SOP, In-Shop: their test classes are unseen by construction.
+            if self.train_classes is not None:
+                raise ConfigError(f"{self.dataset} has its own class-disjoint split (its first "
+                                  "half of the classes trains): --train-classes does not apply")
+            self.split = "classes"
+        if self.augment_crop not in AUGMENT_CROPS:
+            raise ConfigError(f"--augment-crop must be one of {', '.join(AUGMENT_CROPS)}")
         if self.train_classes is not None and self.split != "classes":
             raise ConfigError("--train-classes needs --split classes")
         if self.triplet_sampling not in TRIPLET_SAMPLING:

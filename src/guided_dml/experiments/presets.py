@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data.names import dataset_key
+from ..data.names import dataset_key, is_class_disjoint
 from ..methods import trains_teacher
 
 
@@ -164,8 +164,10 @@ def _mdr(dataset: str, method: str) -> dict[str, Any]:
     triplet their loss: distance-weighted negatives, margin 0.2, a plain mean. λ is not set:
     ``--mdr 0.6`` (CUB-200), 0.2 (Cars-196), 0.1 (SOP, In-Shop) gives Triplet + MDR. Their
     backbone is an ImageNet-pretrained BN-Inception or ResNet: pass ``--pretrained imagenet``
-    (torchvision's ResNet-18 weights, fetched once and cached) or ``--pretrained FILE``. Not yet
-    here: their resize / random-resized-crop / flip of 224-px photos."""
+    (torchvision's ResNet-18 weights, fetched once and cached) or ``--pretrained FILE``. On the
+    four retrieval sets their augmentation of 224-px photos: random-resized crop + flip
+    (``--augment-crop resized``) of the resize-256 / centre-224 view each image is decoded to
+    (:mod:`guided_dml.data.streaming`); the built-in sets keep their own images unaugmented."""
     ds = dataset_key(dataset)
     large = ds in ("sop", "inshop", "in-shop")
     p: dict[str, Any] = {
@@ -193,6 +195,8 @@ def _mdr(dataset: str, method: str) -> dict[str, Any]:
         "loss_weight_decay": 1e-5,
         "select_on": "recall@1",
     }
+    if is_class_disjoint(ds):
+        p.update({"augment": True, "augment_crop": "resized"})
     if method == "triplet":
         p.update({"margin": 0.2, "miner": "distance-weighted", "reducer": "mean"})
     return p

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..data import ArrayDataset, load_dataset
-from ..data.splits import class_disjoint_classes
+from ..data.splits import class_disjoint_splits
 from ..errors import ConfigError
 from ..evaluation import evaluate
 from ..training.checkpoint import save_bytes
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 def _pixels(data: ArrayDataset) -> np.ndarray:
     """Images (uint8) as flattened [0, 1] intensities; feature vectors as they are."""
-    x = data.images.numpy().reshape(len(data.images), -1).astype(np.float32)
+    # [:] reads a memory-mapped set (data/mapped.py) into memory; a tensor's is a view.
+    x = data.images[:].numpy().reshape(len(data.images), -1).astype(np.float32)
     return x / 255.0 if data.images.dtype == torch.uint8 else x
 
 
@@ -102,8 +103,7 @@ def run_references(datasets: list[str], out: str | Path, *, data_dir: str | None
         splits = load_dataset(dataset, data_dir=data_dir)
         train, test = splits["train"], splits["test"]
         if split == "classes":
-            seen, unseen = class_disjoint_classes(train.num_classes, train_classes)
-            train, test = train.with_classes(seen), test.with_classes(unseen)
+            train, test = class_disjoint_splits(train, test, dataset, train_classes)
         for name in todo:
             log.info("reference %s on %s ...", name, label)
             rows.append(score_reference(name, train, test, dataset=label, seed=seed,

@@ -39,7 +39,7 @@ from ..atomic import write_atomic
 from ..data import ArrayDataset, load_dataset, stratified_split
 from ..data.registry import check_dataset, ensure_available, is_builtin
 from ..data.shifts import imbalanced_subset
-from ..data.splits import class_disjoint_classes
+from ..data.splits import class_disjoint_splits
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
 from ..methods import trains_teacher
@@ -56,13 +56,12 @@ from ..training import (
     gemini_step,
     metric_step,
     on_device,
-    random_crop_flip,
     standardize_targets,
     teacher_targets,
 )
 from ..training import distributed as dist
 from ..training.authors_triplet import FixedTripletBatches
-from ..training.batches import ClassBalancedBatches
+from ..training.batches import AUGMENTATIONS, ClassBalancedBatches
 from ..training.checkpoint import load_run_file, save_json, save_torch
 from ..training.history import RunHistory
 from ..training.trainer import BatchSource, convergence
@@ -118,8 +117,7 @@ def prepare_data(cfg: RunConfig, splits: dict[str, ArrayDataset] | None = None) 
     if cfg.split == "classes":
         # The class-disjoint protocol: the seen classes' training images train and validate;
         # the unseen classes' test images are queries and reference (leave-one-out).
-        seen, unseen = class_disjoint_classes(train_full.num_classes, cfg.train_classes)
-        train_full, test = train_full.with_classes(seen), test.with_classes(unseen)
+        train_full, test = class_disjoint_splits(train_full, test, cfg.dataset, cfg.train_classes)
     check_classes(train_full)
     if cfg.imbalance:
         # Sub-population shift: a long-tailed training set, the balanced test set untouched.
@@ -521,7 +519,7 @@ def _batch_sources(
     """
     cfg, data = ctx.cfg, ctx.data
     part = (dist.rank(), dist.world_size())  # this process's slice of every global batch
-    augment = random_crop_flip if cfg.augment else None
+    augment = AUGMENTATIONS[cfg.augment_crop] if cfg.augment else None
     if targets is not None:
         train_t, val_t = targets
         return (ArrayBatches(data.train.images, train_t, cfg.batch_size, augment=augment, part=part),

@@ -14,7 +14,8 @@ from ...methods import METHODS
 #: The paper's data sets first, in its order; any other data set follows alphabetically.
 DATASET_ORDER = ("mnist", "fashion-mnist", "cifar10")
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
-                 "digits": "Digits (scikit-learn)"}
+                 "digits": "Digits (scikit-learn)", "cub200": "CUB-200-2011", "cars196": "Cars-196",
+                 "sop": "Stanford Online Products", "inshop": "In-Shop Clothes"}
 #: The reference rows of ``references.csv`` (:mod:`guided_dml.experiments.references`), as the
 #: tables print them.
 REFERENCE_NAMES = {"raw-1nn": "1-NN on raw pixels", "umap-2d": "Supervised UMAP 2-D"}

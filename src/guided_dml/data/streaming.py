@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from ..atomic import write_atomic
 from ..errors import DataError
+from ..progress import Progress
 from .base import ArrayDataset
 from .decode import default_workers, run_chunks
 from .mapped import MappedImages
@@ -122,9 +122,9 @@ def decode_split(
     workers = num_workers if num_workers is not None else default_workers()
     blocks = range(0, n, BLOCK)
     bad: list[str] = []
-    bar = tqdm(total=n, initial=min(n, BLOCK * len(done)), desc=f"decoding {split.name}",
-               unit="img", disable=None if progress else True)
-    with bar:
+    # A bar on a terminal, a line per tenth elsewhere (an SOP decode takes many minutes).
+    with Progress(f"decoding {split.name}", n, None if progress else False) as bar:
+        bar.update(sum(len(paths[b * BLOCK : (b + 1) * BLOCK]) for b in done))
         for b, start in enumerate(blocks):
             if b in done:
                 continue

@@ -175,3 +175,28 @@ def test_gdml_train_on_cub200_trains_and_resumes(tmp_path, monkeypatch) -> None:
                           "val_fraction": 0.34})
     data = prepare_data(cfg)  # the validation split is a view of the same file
     assert isinstance(data.val.images, MappedImages) and len(data.train) + len(data.val) == 18
+
+
+def _load_in_child(root: str, cache: str) -> None:
+    load_dataset("cub200", data_dir=root, cache_dir=cache, progress=False, size=8, resize=8,
+                 num_workers=1)
+
+
+def test_two_processes_decoding_one_split_wait_for_each_other(tmp_path: Path) -> None:
+    import multiprocessing
+
+    make_cub(tmp_path, classes=(1, 2, 101, 102), per_class=3)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_load_in_child, args=(str(tmp_path), str(tmp_path / "c")))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    shared = load_dataset("cub200", data_dir=tmp_path, cache_dir=tmp_path / "c", progress=False,
+                          size=8, resize=8)
+    alone = load_dataset("cub200", data_dir=tmp_path, cache_dir="off", progress=False, size=8,
+                         resize=8)
+    for split in ("train", "test"):
+        assert torch.equal(shared[split].images[:], alone[split].images)

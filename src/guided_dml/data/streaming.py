@@ -2,30 +2,34 @@
 
 :mod:`guided_dml.data.retrieval` lists the files of CUB-200-2011, Cars-196, SOP and In-Shop
 with their class-disjoint splits; training needs random access by index (P x K batches, the
-validation split, GEMINI's triplets) thousands of times per epoch. Decoding a 500 x 375 JPEG and
-resizing it costs more than reading 150 KB of pixels, and SOP's 120 000 photos at 224 px are
-18 GB, more than the memory of a laptop. So each split is decoded **once**, in worker processes,
-with the evaluation transform of the DML literature (shorter side to 256, central 224 crop:
-:func:`~guided_dml.data.transforms.eval_transform`, unnormalised), into a ``uint8`` ``.npy``
-file in the decoded cache; training then memory-maps it (:class:`MappedImages`): the operating
-system pages in the rows a batch touches, so memory holds what the page cache can spare, not
-the data set. Training augmentation (random-resized crop + flip, the MDR recipe) is applied to
-these 224-px views on the fly (:func:`~guided_dml.training.batches.random_resized_crop_flip`);
-unlike the usual per-file pipeline its crops come from the central 224 x 224 region of the
-256-px image rather than the whole photo (docs/design.md).
+validation split, GEMINI's triplets, ``embed``) over and over, and SOP's 120 000 photos at
+224 px are 18 GB, more than the memory of a laptop. So each split is decoded **once**, in
+worker processes, with the evaluation transform of the DML literature (shorter side to 256,
+central 224 crop: :func:`~guided_dml.data.transforms.eval_transform`, unnormalised), into a
+``uint8`` ``.npy`` file in the decoded cache; training then memory-maps it
+(:class:`~guided_dml.data.mapped.MappedImages`): the operating system pages in the rows a batch
+touches, so memory holds what the page cache can spare, not the data set, and no photo is
+decoded again in a later epoch or run. Training augmentation (random-resized crop + flip, the
+MDR recipe) is applied to these 224-px views on the fly
+(:func:`~guided_dml.training.batches.random_resized_crop_flip`); unlike the usual per-file
+pipeline its crops come from the central 224 x 224 region of the 256-px image rather than the
+whole photo (docs/design.md).
 
 Decoding is resumable: rows are written block by block and the finished blocks are recorded
-next to the partial file, so an interrupted decode of SOP continues where it stopped.
-``bench/bench_streaming.py`` measures batch throughput against in-memory tensors.
+next to the partial file, so an interrupted decode of SOP continues where it stopped; a lock
+file keeps two processes (a benchmark's workers) from decoding the same split at once.
+``bench/bench_streaming.py`` measures batch throughput against in-memory tensors and against a
+per-file ``DataLoader``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,10 +106,35 @@ def decode_split(
     """
     if file.is_file():
         return file
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(file.with_name(file.name + ".lock")):
+        if file.is_file():  # another process finished it while this one waited
+            return file
+        return _decode_locked(split, file, resize, size, num_workers, progress)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (where the platform has one) while the block runs."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one process at a time is the user's job
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _decode_locked(split: RetrievalDataset, file: Path, resize: int, size: int,
+                   num_workers: int | None, progress: bool) -> Path:
+    """:func:`decode_split`'s work, with its lock held."""
     n = len(split)
     partial = file.with_name(file.name + ".partial")
     record = file.with_name(file.name + ".partial.json")
-    file.parent.mkdir(parents=True, exist_ok=True)
     done: set[int] = set()
     if partial.is_file() and record.is_file():
         try:
@@ -178,7 +207,7 @@ def as_array_dataset(
         file = _cache_file(split, resize, size, decoded_cache_dir(cache_dir))
         images = MappedImages(decode_split(split, file, resize=resize, size=size,
                                            num_workers=num_workers, progress=progress))
-    return ArrayDataset(images, split.labels.clone(), list(split.classes), split.name,  # type: ignore[arg-type]
+    return ArrayDataset(images, split.labels.clone(), list(split.classes), split.name,
                         paths=[str(p) for p in split.paths])
 
 

@@ -32,6 +32,9 @@ done
 # Stage 3: one results folder per embedding dimension.
 for dim in 2 128; do
   out=results/unseen-d$dim
+  mkdir -p "$out"
+  # The references do not depend on d: scored once (docs/results/unseen/references.csv).
+  [ -f "$out/references.csv" ] || cp "$RECORD/unseen/references.csv" "$out/"
   include=()
   [ -d "$RECORD/unseen-d$dim" ] && include=(--include "$RECORD/unseen-d$dim")
   "$GDML" benchmark --datasets fashion-mnist cifar10 --split classes --embedding-dim "$dim" \

@@ -14,6 +14,7 @@ from PIL import Image
 from replicas import make_cub, make_inshop
 
 from guided_dml.cli import main
+from guided_dml.commands.inference import open_model, read_inputs
 from guided_dml.data import ArrayDataset, load_cub200, load_dataset
 from guided_dml.data import streaming as streaming_mod
 from guided_dml.data.mapped import MappedImages
@@ -21,6 +22,7 @@ from guided_dml.data.transforms import eval_transform
 from guided_dml.errors import DataError
 from guided_dml.experiments.config import resolve_config
 from guided_dml.experiments.run import prepare_data
+from guided_dml.training import embed
 
 
 def _npy(tmp_path: Path, n: int = 7) -> tuple[Path, np.ndarray]:
@@ -171,6 +173,15 @@ def test_gdml_train_on_cub200_trains_and_resumes(tmp_path, monkeypatch) -> None:
     resumed = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     for key in ("recall@1", "map@r", "best_epoch"):
         assert resumed[key] == pytest.approx(straight[key], abs=1e-6)
+    # A new photo is embedded through the view its training photos were stored as: a test
+    # image given as a file gets the embedding the run computed for it.
+    loaded = open_model(tmp_path / "straight")
+    assert loaded.input_view == (256, 224)
+    first = load_cub200(tmp_path)["test"].paths[0]
+    inputs = read_inputs(loaded, [str(first)])
+    assert any("central 224×224 crop" in note for note in inputs.notes)
+    np.testing.assert_allclose(embed(loaded.model, inputs.data).numpy(),
+                               emb["test_embeddings"][:1], rtol=1e-5, atol=1e-6)
     cfg = resolve_config({"dataset": "cub200", "preset": "smoke", "data_dir": str(tmp_path),
                           "val_fraction": 0.34})
     data = prepare_data(cfg)  # the validation split is a view of the same file

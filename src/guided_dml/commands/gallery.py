@@ -129,7 +129,7 @@ def load_gallery(
     if not loaded.is_images:
         raise DataError("this model takes feature vectors: give the gallery as a CSV from `gdml embed`")
     files = list_image_files(gallery)
-    images, kept, notes = read_images(files, loaded.input_shape, skip_bad=skip_bad,
+    images, kept, notes = read_images(files, loaded, skip_bad=skip_bad,
                                       progress=progress, desc="decoding the gallery")
     emb = embed_progress(loaded.model, images, progress, "embedding the gallery").numpy()
     emb = emb.astype(np.float32)

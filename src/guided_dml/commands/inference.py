@@ -49,10 +49,18 @@ class LoadedModel:
     value_range: tuple[float, float] | None
     reference: dict[str, Any] | None  # embeddings, labels, paths, root (None: not stored)
     path: Path
+    # (resize, size) of the photos' view a retrieval-benchmark model was trained on
+    # (data/streaming.py); new photos are decoded the same way. None: resize to the input.
+    input_view: tuple[int, int] | None = None
 
     @property
     def is_images(self) -> bool:
         return len(self.input_shape) == 3
+
+
+def _view(value: Any) -> tuple[int, int] | None:
+    """A model file's ``input_view``: ``(resize, size)``, or None (older files, other data)."""
+    return (int(value[0]), int(value[1])) if value else None
 
 
 def open_model(path: str | os.PathLike[str]) -> LoadedModel:
@@ -72,6 +80,7 @@ def open_model(path: str | os.PathLike[str]) -> LoadedModel:
         value_range=tuple(estimator["input_range"]) if estimator.get("input_range") else None,
         reference=blob.get("reference"),
         path=Path(path),
+        input_view=_view(blob.get("input_view")),
     )
 
 
@@ -119,13 +128,15 @@ def embed_progress(model: EmbeddingNet, data: torch.Tensor, progress: bool | Non
         return torch.cat(parts) if parts else embed(model, data)
 
 
-def read_images(files: Sequence[Any], input_shape: Sequence[int], *, skip_bad: bool = False,
+def read_images(files: Sequence[Any], loaded: LoadedModel, *, skip_bad: bool = False,
                 progress: bool | None = None,
                 desc: str = "decoding") -> tuple[torch.Tensor, list[Any], list[str]]:
-    """:func:`guided_dml.data.files.read_image_files` with progress on large inputs."""
+    """:func:`guided_dml.data.files.read_image_files` for ``loaded``'s input (and the view of
+    its training photos, if it has one), with progress on large inputs."""
     with Progress(desc, len(files), progress) as bar:
         report = bar.update if (bar.bar is not None or bar.lines) else None
-        return read_image_files(files, input_shape, skip_bad=skip_bad, on_decoded=report)
+        return read_image_files(files, loaded.input_shape, skip_bad=skip_bad, on_decoded=report,
+                                view=loaded.input_view)
 
 
 def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *,
@@ -150,8 +161,7 @@ def read_inputs(loaded: LoadedModel, inputs: Sequence[str | os.PathLike[str]], *
             "of shape N×F instead of images"
         )
     files = list_image_files(inputs)
-    images, kept, notes = read_images(files, loaded.input_shape, skip_bad=skip_bad,
-                                      progress=progress)
+    images, kept, notes = read_images(files, loaded, skip_bad=skip_bad, progress=progress)
     # Decoded files are 8-bit intensities: already the canonical scale, whatever range the
     # arrays of an estimator's fit had.
     return Inputs(images, [f.name for f in kept], [f.label for f in kept], notes)

@@ -123,6 +123,38 @@ def decode_chunk(
     return stack[:n_ok], errors
 
 
+def decode_view_chunk(
+    sources: Sequence[str | bytes], resize: int, size: int
+) -> tuple[np.ndarray, list[str | None]]:
+    """Decode images to RGB with the DML literature's evaluation view: shorter side to
+    ``resize``, the central ``size`` x ``size`` crop (``data/transforms.py``'s
+    ``eval_transform``, unnormalised). The retrieval benchmarks are stored this way
+    (:mod:`guided_dml.data.streaming`) and a model trained on them embeds new photos this way.
+
+    Returns:
+        ``uint8 (n_ok, size, size, 3)`` of the readable images and, per input, None or an
+        error message (as :func:`decode_chunk`).
+    """
+    from .transforms import CenterCrop, Resize  # local: only this decoder needs them
+
+    shorter, crop = Resize(resize), CenterCrop(size)
+    stack = np.empty((len(sources), size, size, 3), dtype=np.uint8)
+    errors: list[str | None] = []
+    n_ok = 0
+    for source in sources:
+        try:
+            with _open(source) as img:
+                if img.format == "JPEG":
+                    # libjpeg decodes at 1/2, 1/4 or 1/8 scale, never below the size asked for.
+                    img.draft("RGB", (resize, resize))
+                stack[n_ok] = np.asarray(crop(shorter(_to_8bit(img).convert("RGB"))), np.uint8)
+            n_ok += 1
+            errors.append(None)
+        except Exception as exc:  # any decoding failure marks the file unreadable
+            errors.append(_describe(exc))
+    return stack[:n_ok], errors
+
+
 def default_workers() -> int:
     try:
         cores = len(os.sched_getaffinity(0))

@@ -20,6 +20,7 @@ import torch
 from ..errors import DataError
 from .decode import (
     decode_chunk,
+    decode_view_chunk,
     default_workers,
     image_suffixes,
     list_archive,
@@ -119,10 +120,14 @@ def read_image_files(
     skip_bad: bool = False,
     num_workers: int | None = None,
     on_decoded: Callable[[int], None] | None = None,
+    view: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, list[ImageFile], list[str]]:
     """Decode ``files`` to ``uint8 (N, C, H, W)`` for a model taking ``input_shape`` (C, H, W).
 
     ``on_decoded(n)``: called after each chunk of ``n`` decoded images (progress reports).
+    ``view = (resize, size)``: the model was trained on that view of its photos (shorter side to
+    ``resize``, central ``size`` crop: the retrieval benchmarks, :mod:`guided_dml.data.streaming`),
+    so new photos get the same one instead of a resize of the whole image to the input size.
 
     Returns:
         The images, the files they came from (unreadable ones left out with ``skip_bad``), and
@@ -158,14 +163,24 @@ def read_image_files(
         notes.append(f"skipped {len(bad)} unreadable image(s): {shown}{more}")
     keep = [i for i, p in enumerate(probes) if not isinstance(p, str)]
     files = [files[i] for i in keep]
-    resized = sum(1 for i in keep if probes[i][:2] != (width, height))  # type: ignore[index]
-    converted = sum(1 for i in keep if probes[i][2] != mode)  # type: ignore[index]
-    if resized:
-        notes.append(f"resized {resized} of {len(files)} image(s) to {height}×{width}, the model's input")
-    if converted:
-        notes.append(f"converted {converted} of {len(files)} image(s) to {mode}, the model's mode")
-    parts = run_chunks(decode_chunk, [sources[i] for i in keep], ((width, height), mode), workers,
-                        False, "decoding", on_decoded)
+    if view is not None and (mode != "RGB" or (height, width) != (view[1], view[1])):
+        raise DataError(f"a model trained on {view[1]}-px RGB views takes 3×{view[1]}×{view[1]} "
+                        f"input, but this one takes {tuple(input_shape)}: the model file is damaged")
+    if view is not None:
+        notes.append(f"decoded {len(files)} image(s) as the model's training data were: shorter "
+                     f"side to {view[0]} px, the central {view[1]}×{view[1]} crop")
+        decode, extra = decode_view_chunk, (int(view[0]), int(view[1]))
+    else:
+        resized = sum(1 for i in keep if probes[i][:2] != (width, height))  # type: ignore[index]
+        converted = sum(1 for i in keep if probes[i][2] != mode)  # type: ignore[index]
+        if resized:
+            notes.append(f"resized {resized} of {len(files)} image(s) to {height}×{width}, the "
+                         "model's input")
+        if converted:
+            notes.append(f"converted {converted} of {len(files)} image(s) to {mode}, the model's mode")
+        decode, extra = decode_chunk, ((width, height), mode)
+    parts = run_chunks(decode, [sources[i] for i in keep], extra, workers, False, "decoding",
+                       on_decoded)
     errors = [err for part in parts for err in part[1]]
     if any(err is not None for err in errors):  # a header that read fine but a body that did not
         broken = [(f.name, err) for f, err in zip(files, errors, strict=True) if err is not None]

@@ -34,19 +34,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..atomic import write_atomic
 from ..errors import DataError
 from ..progress import Progress
 from .base import ArrayDataset
-from .decode import default_workers, run_chunks
+from .decode import decode_view_chunk, default_workers, run_chunks
 from .mapped import MappedImages
 from .paths import cache_disabled, decoded_cache_dir
 from .retrieval import RetrievalDataset
-from .transforms import CenterCrop, Resize
 
 CACHE_VERSION = 1  # bump when decoding or the file layout changes
+VIEW = (256, 224)  # (resize, size): the stored view, recorded in the models trained on it
 BLOCK = 2048  # images decoded between two progress records (a resumed decode redoes < 1 block)
 _SHOW = 5  # unreadable files named in a message
 
@@ -55,23 +54,11 @@ _SHOW = 5  # unreadable files named in a message
 
 
 def decode_view(paths: Sequence[str], resize: int, size: int) -> tuple[np.ndarray, list[str | None]]:
-    """Decode files to RGB, shorter side to ``resize``, central ``size`` crop (the DML
-    literature's evaluation view): ``uint8 (n, 3, size, size)`` (unreadable files give zeros)
-    and, per file, None or an error message. Module level, so worker processes can run it."""
-    shorter, crop = Resize(resize), CenterCrop(size)
+    """:func:`~guided_dml.data.decode.decode_view_chunk` as ``uint8 (n, 3, size, size)`` rows,
+    one per file (an unreadable file's row is zeros), and per file None or an error message."""
+    ok, errors = decode_view_chunk(paths, resize, size)
     out = np.zeros((len(paths), 3, size, size), dtype=np.uint8)
-    errors: list[str | None] = []
-    for i, path in enumerate(paths):
-        try:
-            with Image.open(path) as img:
-                if img.format == "JPEG":
-                    # libjpeg decodes at 1/2, 1/4 or 1/8 scale, never below the size asked for.
-                    img.draft("RGB", (resize, resize))
-                view = crop(shorter(img.convert("RGB")))  # a few CUB images are grey or CMYK
-            out[i] = np.asarray(view, dtype=np.uint8).transpose(2, 0, 1)
-            errors.append(None)
-        except Exception as exc:  # Pillow raises many types for a bad file; all mean unreadable
-            errors.append(f"{type(exc).__name__}: {exc}")
+    out[[e is None for e in errors]] = ok.transpose(0, 3, 1, 2)
     return out, errors
 
 
@@ -228,8 +215,8 @@ def streaming_loader(key: str, load: Callable[..., dict[str, RetrievalDataset]]
         data_dir: str | os.PathLike[str] | None = None,
         download: bool = True,
         *,
-        size: int = 224,
-        resize: int = 256,
+        size: int = VIEW[1],
+        resize: int = VIEW[0],
         cache_dir: str | os.PathLike[str] | None = None,
         num_workers: int | None = None,
         progress: bool = True,

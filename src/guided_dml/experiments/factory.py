@@ -208,9 +208,10 @@ def save_model(
     classes: list[str],
     *,
     reference: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """:func:`model_blob` written to ``path`` (write-then-rename)."""
-    save_torch(model_blob(model, cfg, input_shape, classes, reference=reference), path)
+    save_torch(model_blob(model, cfg, input_shape, classes, reference=reference, extra=extra), path)
 
 
 def load_model(path: str | Path) -> tuple[EmbeddingNet, dict[str, Any]]:

@@ -37,9 +37,11 @@ import torch
 
 from ..atomic import write_atomic
 from ..data import ArrayDataset, load_dataset, stratified_split
+from ..data.names import is_class_disjoint
 from ..data.registry import check_dataset, ensure_available, is_builtin
 from ..data.shifts import imbalanced_subset
 from ..data.splits import class_disjoint_splits
+from ..data.streaming import VIEW
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
 from ..methods import trains_teacher
@@ -297,8 +299,11 @@ def _evaluate_run(
         metrics = evaluate(test_emb, data.test.labels, ref_emb, data.reference.labels)
     eval_seconds = time.perf_counter() - t_eval
 
+    # A retrieval benchmark's photos were stored as one view (data/streaming.py): new photos
+    # must be decoded the same way to be embedded as the training ones were.
+    view = {"input_view": list(VIEW)} if is_class_disjoint(cfg.dataset) else None
     save_model(run_dir / "model.pt", model, cfg, input_shape, data.reference.classes,
-               reference=reference_set(cfg, data.reference, ref_emb))
+               reference=reference_set(cfg, data.reference, ref_emb), extra=view)
     write_atomic(run_dir / "embeddings.npz", lambda f: np.savez_compressed(
         f,
         test_embeddings=test_emb.numpy(),

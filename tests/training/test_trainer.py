@@ -145,3 +145,26 @@ def test_random_resized_crop_flip_against_pillow_and_its_sampling():
     assert torch.equal(a, random_resized_crop_flip(x, torch.Generator().manual_seed(3)))
     part = random_resized_crop_flip(x[4:9], torch.Generator().manual_seed(3), part=(4, 9, 16))
     assert torch.allclose(part, a[4:9], atol=1e-5)
+
+
+def test_gaussian_noise_is_sigma_in_the_standardised_space():
+    from guided_dml.training.batches import Chain, GaussianNoise
+
+    x = torch.rand(4000, 3) * torch.tensor([1.0, 10.0, 0.0])  # the third feature is constant
+    scale = torch.tensor([0.5, 2.0, 0.0])
+    g = torch.Generator().manual_seed(0)
+    out = GaussianNoise(0.3, scale)(x, g)
+    noise = out - x
+    assert torch.equal(noise[:, 2], torch.zeros(4000))  # a constant feature gets none
+    assert abs(float((noise[:, :2] / scale[:2]).std()) - 0.3) < 0.01
+    assert abs(float(noise[:, :2].mean())) < 0.03
+    # One process's slice of a global batch gets the rows a single process would.
+    whole = GaussianNoise(0.3, scale)(x[:16], torch.Generator().manual_seed(1))
+    part = GaussianNoise(0.3, scale)(x[5:9], torch.Generator().manual_seed(1), part=(5, 9, 16))
+    assert torch.allclose(part, whole[5:9])
+    # Chained after a crop: the crop's draws first, then the noise's.
+    images = torch.rand(6, 3, 8, 8)
+    chained = Chain((random_crop_flip, GaussianNoise(0.1, torch.ones(3, 1, 1))))
+    g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    expected = GaussianNoise(0.1, torch.ones(3, 1, 1))(random_crop_flip(images, g2), g2)
+    assert torch.equal(chained(images, g1), expected)

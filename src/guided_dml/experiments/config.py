@@ -40,6 +40,7 @@ HASHED_IF_SET: dict[str, Any] = {
     "triplet_sampling": "batch", "split": "closed", "train_classes": None,
     "optimizer": "sgd", "step_milestones": (), "step_gamma": 0.1, "freeze_bn": False,
     "batch_sampler": "random", "samples_per_class": 4, "augment_crop": "pad",
+    "input_noise": 0.0,
 }
 # A preset kept under a new name hashes under its old one, so that the committed runs it made
 # keep their hashes (`cpu-v1` is the `cpu` preset of docs/results/history/cpu-v1).
@@ -85,6 +86,9 @@ class RunConfig:
         "get ImageNet's normalisation) or a torchvision resnet18 state-dict file to start from")
     # Only meaningful for natural images.
     augment: bool = setting(False, "pad-crop + flip augmentation (true/false)")
+    input_noise: float = setting(
+        0.0, "Gaussian noise added to training inputs, in units of each feature's std (0: none; "
+        "the fit plan: 0.5 for feature vectors)")
     augment_crop: str = setting(
         "pad", "with --augment: pad (pad-4 crop + flip: CIFAR's) | resized (random-resized crop "
         "+ flip: the recipe of 224-px photos)")
@@ -263,8 +267,6 @@ class RunConfig:
                 raise ConfigError(f"{self.dataset} has its own class-disjoint split (its first "
                                   "half of the classes trains): --train-classes does not apply")
             self.split = "classes"
-        if self.augment_crop not in AUGMENT_CROPS:
-            raise ConfigError(f"--augment-crop must be one of {', '.join(AUGMENT_CROPS)}")
         if self.train_classes is not None and self.split != "classes":
             raise ConfigError("--train-classes needs --split classes")
         if self.triplet_sampling not in TRIPLET_SAMPLING:
@@ -358,6 +360,7 @@ def _limits() -> dict[str, dict[str, Any]]:
         "preset": {"choices": tuple(PRESETS)},
         "seed": {"low": 0, "high": 2**32 - 1},  # NumPy's seed range
         "mdr": _NON_NEGATIVE,
+        "input_noise": _NON_NEGATIVE,
         "embedding_dim": _AT_LEAST_1,
         "backbone": {"choices": tuple(BACKBONES)},
         "stem": {"choices": STEMS},
@@ -375,6 +378,7 @@ def _limits() -> dict[str, dict[str, Any]]:
         "batch_sampler": {"choices": ("random", "pk")},
         "samples_per_class": _AT_LEAST_1,
         "split": {"choices": SPLITS},
+        "augment_crop": {"choices": AUGMENT_CROPS},
         "reducer": {"choices": tuple(REDUCERS)},
         "triplet_sampling": {"choices": TRIPLET_SAMPLING},
         "warmup_epochs": _NON_NEGATIVE,

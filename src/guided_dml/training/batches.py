@@ -127,6 +127,42 @@ def random_resized_crop_flip(
     return crop_resize(x, *(t[start:stop] for t in boxes))
 
 
+@dataclass
+class GaussianNoise:
+    """``x + sigma * scale * N(0, 1)``: Gaussian noise of standard deviation ``sigma`` in the
+    network's standardised input space, when ``scale`` is the per-feature (or per-channel)
+    standard deviation the network divides by (:func:`~guided_dml.models.embedding.
+    channel_stats`). A constant feature (a border pixel of every digit) gets none.
+
+    For feature vectors, where no crop or flip applies, this is the student's augmentation
+    (``--input-noise``; the fit plan's default for vectors, docs/presets.md): it keeps a
+    small MLP from memorising a few hundred training vectors. ``part``: as in
+    :func:`random_crop_flip` (draws for the global batch).
+    """
+
+    sigma: float
+    scale: torch.Tensor  # broadcastable to one sample: (F,) or (C, 1, 1)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator,
+                 part: tuple[int, int, int] | None = None) -> torch.Tensor:
+        start, stop, total = part if part is not None else (0, len(x), len(x))
+        noise = torch.randn((total, *x.shape[1:]), generator=generator)[start:stop]
+        return x + (self.sigma * self.scale).to(x) * noise.to(x)
+
+
+@dataclass
+class Chain:
+    """Augmentations applied one after the other (a crop, then noise)."""
+
+    steps: tuple[Callable[..., torch.Tensor], ...]
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator,
+                 part: tuple[int, int, int] | None = None) -> torch.Tensor:
+        for step in self.steps:
+            x = step(x, generator) if part is None else step(x, generator, part=part)
+        return x
+
+
 #: ``--augment-crop``: the augmentation of each kind of image (config.AUGMENT_CROPS).
 AUGMENTATIONS: dict[str, Callable[..., torch.Tensor]] = {
     "pad": random_crop_flip,

@@ -55,16 +55,16 @@ def test_train_model_keeps_teacher_then_student() -> None:
 
 
 def test_the_training_batches_get_the_augmentation_the_config_asks_for() -> None:
-    from guided_dml.experiments.run import _augmentation
+    from guided_dml.experiments.factory import build_augmentation
     from guided_dml.training.batches import Chain, GaussianNoise, random_resized_crop_flip
 
     vectors = torch.rand(50, 6) * torch.arange(6.0)
-    assert _augmentation(resolve_config({"dataset": "digits"}), vectors) is None
-    noise = _augmentation(resolve_config({"dataset": "digits", "input_noise": 0.5}), vectors)
+    assert build_augmentation(resolve_config({"dataset": "digits"}), vectors) is None
+    noise = build_augmentation(resolve_config({"dataset": "digits", "input_noise": 0.5}), vectors)
     assert isinstance(noise, GaussianNoise) and noise.sigma == 0.5
     assert torch.allclose(noise.scale, channel_stats(vectors)[1])  # the student's own scaling
     images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8)
-    both = _augmentation(resolve_config({"dataset": "digits", "augment": True,
+    both = build_augmentation(resolve_config({"dataset": "digits", "augment": True,
                                          "augment_crop": "resized", "input_noise": 0.1}), images)
     assert isinstance(both, Chain) and both.steps[0] is random_resized_crop_flip
     assert both.steps[1].scale.shape == (3, 1, 1)

@@ -19,9 +19,10 @@ from ..losses import DistillationLoss, GeminiLoss, WithMDR, build_metric_loss, b
 from ..losses.triplet import PlainTripletLoss
 from ..methods import get_method
 from ..models import Gemini, build_backbone, load_pretrained
-from ..models.embedding import EmbeddingNet, StandardizedTeacher
+from ..models.embedding import EmbeddingNet, StandardizedTeacher, channel_stats
 from ..models.pretrained import IMAGENET, imagenet_stats, resolve_pretrained
 from ..training import OptimConfig
+from ..training.batches import AUGMENTATIONS, Chain, GaussianNoise
 from ..training.checkpoint import load_torch, save_torch
 from .config import RunConfig
 
@@ -100,6 +101,17 @@ def build_teacher(
         mean = torch.zeros_like(mean)
         std = torch.full_like(std, 1.0 / 255.0)
     return StandardizedTeacher(gemini, mean, std)
+
+
+def build_augmentation(cfg: RunConfig, images: Any) -> Any:
+    """The training batches' augmentation: ``--augment``'s crop and flip, then
+    ``--input-noise`` (scaled by the inputs' per-feature std, so it is ``sigma`` in the
+    network's standardised input space); None for neither."""
+    steps = [AUGMENTATIONS[cfg.augment_crop]] if cfg.augment else []
+    if cfg.input_noise > 0:
+        _, std = channel_stats(images)
+        steps.append(GaussianNoise(cfg.input_noise, std.view(-1, *[1] * (images.dim() - 2))))
+    return None if not steps else steps[0] if len(steps) == 1 else Chain(tuple(steps))
 
 
 def build_loss(cfg: RunConfig) -> tuple[nn.Module, Any]:

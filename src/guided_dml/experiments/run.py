@@ -63,12 +63,13 @@ from ..training import (
 )
 from ..training import distributed as dist
 from ..training.authors_triplet import FixedTripletBatches
-from ..training.batches import AUGMENTATIONS, Chain, ClassBalancedBatches, GaussianNoise
+from ..training.batches import ClassBalancedBatches
 from ..training.checkpoint import load_run_file, save_json, save_torch
 from ..training.history import RunHistory
 from ..training.trainer import BatchSource, convergence
 from .config import RunConfig
 from .factory import (
+    build_augmentation,
     build_loss,
     build_student,
     build_teacher,
@@ -514,17 +515,6 @@ def teacher_phase(ctx: RunContext, mean: torch.Tensor, std: torch.Tensor) -> Tea
     return TeacherPhase(train_t, val_t, records)
 
 
-def _augmentation(cfg: RunConfig, images: Any) -> Any:
-    """The training batches' augmentation: ``--augment``'s crop and flip, then
-    ``--input-noise`` (scaled by the inputs' per-feature std, so it is ``sigma`` in the
-    network's standardised input space); None for neither."""
-    steps = [AUGMENTATIONS[cfg.augment_crop]] if cfg.augment else []
-    if cfg.input_noise > 0:
-        _, std = channel_stats(images)
-        steps.append(GaussianNoise(cfg.input_noise, std.view(-1, *[1] * (images.dim() - 2))))
-    return None if not steps else steps[0] if len(steps) == 1 else Chain(tuple(steps))
-
-
 def _batch_sources(
     ctx: RunContext, targets: tuple[torch.Tensor, torch.Tensor] | None
 ) -> tuple[BatchSource, BatchSource]:
@@ -535,7 +525,7 @@ def _batch_sources(
     """
     cfg, data = ctx.cfg, ctx.data
     part = (dist.rank(), dist.world_size())  # this process's slice of every global batch
-    augment = _augmentation(cfg, data.train.images)
+    augment = build_augmentation(cfg, data.train.images)
     if targets is not None:
         train_t, val_t = targets
         return (ArrayBatches(data.train.images, train_t, cfg.batch_size, augment=augment, part=part),

@@ -133,7 +133,7 @@ def test_retrieval_sets_run_class_disjoint_without_being_cut_again(tmp_path: Pat
     cfg = resolve_config({"dataset": "cub200", "preset": "smoke", "data_dir": str(tmp_path)})
     assert cfg.split == "classes" and cfg.dataset_label == "cub200-unseen"
     with pytest.raises(Exception, match="own class-disjoint split"):
-        resolve_config({"dataset": "cub", "split": "classes", "train_classes": "0-1"})
+        resolve_config({"dataset": "CUB-200", "split": "classes", "train_classes": "0-1"})
     mdr = resolve_config({"dataset": "cub200", "preset": "mdr", "method": "triplet"})
     assert mdr.augment and mdr.augment_crop == "resized" and mdr.embedding_dim == 512
 

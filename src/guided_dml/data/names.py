@@ -12,9 +12,10 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz
 ZIP_SUFFIXES = (".zip",)
 
 # Spellings users type for the built-in sets, mapped to the registry's key.
+# (No bare "cub" or "cars": a photo folder of that name in the working directory stays a path.)
 ALIASES = {"fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10",
-           "cub-200": "cub200", "cub": "cub200", "cars-196": "cars196", "cars": "cars196",
-           "in-shop": "inshop", "stanford-online-products": "sop"}
+           "cub-200": "cub200", "cars-196": "cars196", "in-shop": "inshop",
+           "stanford-online-products": "sop"}
 # The retrieval benchmarks (data/retrieval.py): their test classes are not their training
 # classes, so every run on them follows the class-disjoint protocol.
 CLASS_DISJOINT = ("cub200", "cars196", "sop", "inshop")

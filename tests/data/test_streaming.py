@@ -211,3 +211,15 @@ def test_two_processes_decoding_one_split_wait_for_each_other(tmp_path: Path) ->
                          resize=8)
     for split in ("train", "test"):
         assert torch.equal(shared[split].images[:], alone[split].images)
+
+
+def test_a_decode_the_disk_cannot_hold_is_refused_before_writing(tmp_path, monkeypatch) -> None:
+    import collections
+
+    make_cub(tmp_path)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(streaming_mod.shutil, "disk_usage", lambda p: usage(10**6, 10**6, 100))
+    with pytest.raises(DataError, match=r"needs 0\.0 GB .* 0\.0 GB free; point GDML_CACHE"):
+        load_dataset("cub200", data_dir=tmp_path, cache_dir=tmp_path / "c", progress=False,
+                     size=8, resize=8)
+    assert not list((tmp_path / "c").glob("*.partial"))

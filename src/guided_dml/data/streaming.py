@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def _decode_locked(split: RetrievalDataset, file: Path, resize: int, size: int,
         except (OSError, ValueError, KeyError, TypeError):
             done = set()  # an unusable partial file: start again
     if not done:
+        _check_space(file.parent, n * 3 * size * size, split.name)
         array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8,
                                           shape=(n, 3, size, size))
     paths = [str(p) for p in split.paths]
@@ -166,6 +168,15 @@ def _decode_locked(split: RetrievalDataset, file: Path, resize: int, size: int,
     os.replace(partial, file)
     record.unlink(missing_ok=True)
     return file
+
+
+def _check_space(folder: Path, needed: int, name: str) -> None:
+    """Refuse, before writing anything, a decode the disk cannot hold (a sparse memory map
+    would otherwise fail half-way with a bus error)."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise DataError(f"decoding {name} needs {needed / 1e9:.1f} GB in {folder}, which has "
+                        f"{free / 1e9:.1f} GB free; point GDML_CACHE at a larger disk")
 
 
 def as_array_dataset(

@@ -89,3 +89,20 @@ def test_unseen_classes_reference_is_leave_one_out_among_unseen_test_images(tmp_
     assert float(got["recall@1"]) == pytest.approx(recall_score(y, pred, average="macro"), abs=1e-9)
     n_train = len(load_dataset("digits")["train"])
     assert int(got["n_test"]) == int(keep.sum()) and int(got["n_train"]) < n_train
+
+
+def test_references_larger_than_memory_are_refused_before_reading(digits, monkeypatch):
+    import os
+
+    from guided_dml.errors import DataError
+    from guided_dml.experiments import references
+
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < references.available_memory() <= physical
+    train, test = digits
+    need = (len(train) + len(test)) * 64 * 4  # the float pixels of both splits
+    monkeypatch.setattr(references, "available_memory", lambda: need - 1)
+    with pytest.raises(DataError, match=r"GB available; run without --references"):
+        score_reference("raw-1nn", train, test, dataset="digits")
+    monkeypatch.setattr(references, "available_memory", lambda: need)
+    assert score_reference("raw-1nn", train, test, dataset="digits")["recall@1"] > 0.9

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import torch
 
 from ..data import ArrayDataset, load_dataset
 from ..data.splits import class_disjoint_splits
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..evaluation import evaluate
 from ..training.checkpoint import save_bytes
 from .config import RunConfig
@@ -41,12 +43,43 @@ def _pixels(data: ArrayDataset) -> np.ndarray:
     """Images (uint8) as flattened [0, 1] intensities; feature vectors as they are."""
     # [:] reads a memory-mapped set (data/mapped.py) into memory; a tensor's is a view.
     x = data.images[:].numpy().reshape(len(data.images), -1).astype(np.float32)
-    return x / 255.0 if data.images.dtype == torch.uint8 else x
+    if data.images.dtype == torch.uint8:
+        x /= 255.0  # in place: one float copy of the pixels, not two
+    return x
+
+
+def available_memory() -> int:
+    """Bytes this machine can give without swapping (Linux's MemAvailable; elsewhere the
+    physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_memory(train: ArrayDataset, test: ArrayDataset) -> None:
+    """Refuse, before reading a pixel, references whose float pixels exceed the memory (SOP's
+    120 000 photos at 224 px would be 72 GB), rather than be killed half-way."""
+    need = (len(train) + len(test)) * math.prod(train.input_shape) * 4
+    free = available_memory()
+    if need > free:
+        raise DataError(f"the references of {train.name.split('/')[0]} hold its pixels as floats: "
+                        f"{need / 1e9:.1f} GB, and this machine has {free / 1e9:.1f} GB available; "
+                        "run without --references (or on a subset)")
 
 
 def reference_embeddings(name: str, train: ArrayDataset, test: ArrayDataset,
                          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(train embeddings, test embeddings)`` of reference ``name``."""
+    """``(train embeddings, test embeddings)`` of reference ``name``.
+
+    Raises:
+        DataError: the pixels as floats would not fit in the available memory.
+    """
+    _check_memory(train, test)
     x_train, x_test = _pixels(train), _pixels(test)
     if name == "raw-1nn":
         return x_train, x_test

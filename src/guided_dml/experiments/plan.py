@@ -117,7 +117,7 @@ def fit_plan(summary: DataSummary, val_fraction: float = 0.1) -> dict[str, Any]:
 def describe(plan: dict[str, Any], summary: DataSummary) -> str:
     """One line for the user: what the plan chose, and for what data."""
     shape = "×".join(map(str, summary.input_shape))
-    shown = ("backbone", "batch_size", "epochs", "gemini_epochs")  # the rest: config.json
+    shown = ("backbone", "batch_size", "epochs", "gemini_epochs", "input_noise")  # rest: config.json
     chosen = ", ".join(f"{k} {plan[k]}" for k in shown if k in plan)
     return (f"fit plan for {summary.n_samples} samples of {shape} in {summary.n_classes} classes: "
             f"{chosen} (flags and --config win)")

@@ -136,6 +136,7 @@ def test_retrieval_sets_run_class_disjoint_without_being_cut_again(tmp_path: Pat
         resolve_config({"dataset": "CUB-200", "split": "classes", "train_classes": "0-1"})
     mdr = resolve_config({"dataset": "cub200", "preset": "mdr", "method": "triplet"})
     assert mdr.augment and mdr.augment_crop == "resized" and mdr.embedding_dim == 512
+    assert mdr.crop_scale == 0.16  # MDR's RandomResizedCrop(224, scale=(0.16, 1))
 
 
 def _interrupt_after(monkeypatch, epochs: int) -> None:

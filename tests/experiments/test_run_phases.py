@@ -66,5 +66,6 @@ def test_the_training_batches_get_the_augmentation_the_config_asks_for() -> None
     images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8)
     both = build_augmentation(resolve_config({"dataset": "digits", "augment": True,
                                          "augment_crop": "resized", "input_noise": 0.1}), images)
-    assert isinstance(both, Chain) and both.steps[0] is random_resized_crop_flip
+    assert isinstance(both, Chain) and both.steps[0].func is random_resized_crop_flip
+    assert both.steps[0].keywords == {"scale": (0.08, 1.0)}  # torchvision's smallest crop
     assert both.steps[1].scale.shape == (3, 1, 1)

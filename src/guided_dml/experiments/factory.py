@@ -7,6 +7,7 @@ arguments), so the CLI, the benchmark runner and the estimator all build the sam
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,12 @@ def build_augmentation(cfg: RunConfig, images: Any) -> Any:
     """The training batches' augmentation: ``--augment``'s crop and flip, then
     ``--input-noise`` (scaled by the inputs' per-feature std, so it is ``sigma`` in the
     network's standardised input space); None for neither."""
-    steps = [AUGMENTATIONS[cfg.augment_crop]] if cfg.augment else []
+    steps: list[Any] = []
+    if cfg.augment:
+        crop = AUGMENTATIONS[cfg.augment_crop]
+        if cfg.augment_crop == "resized":
+            crop = partial(crop, scale=(cfg.crop_scale, 1.0))
+        steps.append(crop)
     if cfg.input_noise > 0:
         _, std = channel_stats(images)
         steps.append(GaussianNoise(cfg.input_noise, std.view(-1, *[1] * (images.dim() - 2))))

@@ -165,8 +165,9 @@ def _mdr(dataset: str, method: str) -> dict[str, Any]:
     ``--mdr 0.6`` (CUB-200), 0.2 (Cars-196), 0.1 (SOP, In-Shop) gives Triplet + MDR. Their
     backbone is an ImageNet-pretrained BN-Inception or ResNet: pass ``--pretrained imagenet``
     (torchvision's ResNet-18 weights, fetched once and cached) or ``--pretrained FILE``. On the
-    four retrieval sets their augmentation of 224-px photos: random-resized crop + flip
-    (``--augment-crop resized``) of the resize-256 / centre-224 view each image is decoded to
+    four retrieval sets their augmentation of 224-px photos: random-resized crop (area 0.16-1,
+    theirs) + flip (``--augment-crop resized``) of the resize-256 / centre-224 view each image is
+    decoded to
     (:mod:`guided_dml.data.streaming`); the built-in sets keep their own images unaugmented."""
     ds = dataset_key(dataset)
     large = ds in ("sop", "inshop", "in-shop")
@@ -196,7 +197,7 @@ def _mdr(dataset: str, method: str) -> dict[str, Any]:
         "select_on": "recall@1",
     }
     if is_class_disjoint(ds):
-        p.update({"augment": True, "augment_crop": "resized"})
+        p.update({"augment": True, "augment_crop": "resized", "crop_scale": 0.16})
     if method == "triplet":
         p.update({"margin": 0.2, "miner": "distance-weighted", "reducer": "mean"})
     return p

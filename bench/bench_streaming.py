@@ -91,6 +91,8 @@ def batches_per_second(source, n_batches: int) -> float:
 
 def run(n_images: int, workers: int) -> list[tuple[str, float, str, float]]:
     """``(what, ours, reference, theirs)`` rows, in images/s."""
+    if n_images // 2 < BATCH:  # the training half must fill a batch (the DataLoader drops the rest)
+        raise SystemExit(f"--images must be at least {2 * BATCH}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

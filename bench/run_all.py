@@ -11,7 +11,9 @@ under its current load, so ratios stay meaningful on a busy machine where absolu
    (``bench_evaluate.measure``; target >= 10x on both);
 4. data loading: IDX, CIFAR-10 pickles, JPEG folder uncached and cached, each against the
    plainest correct loader (``bench_data.run``);
-5. ``evaluate()`` from 10 000 to 1 000 000 reference points of dimension 128: time growth and
+5. the retrieval sets' memory-mapped batches against in-memory batches, a per-file DataLoader
+   and the 224-px network (``bench_streaming.run``; target: data >= 10x the network);
+6. ``evaluate()`` from 10 000 to 1 000 000 reference points of dimension 128: time growth and
    memory, exact and IVF (``bench_scale.run``).
 
 Usage::
@@ -39,6 +41,7 @@ import torch
 import bench_data
 import bench_evaluate
 import bench_scale
+import bench_streaming
 import bench_training
 from guided_dml.methods import METHODS
 
@@ -63,12 +66,13 @@ class Settings:
     evaluate_sizes: tuple[str, ...]
     jpeg_images: int
     scale_queries: int
+    streaming_images: int
 
 
 QUICK = Settings(loop_pairs=15, steps=3, repeats=5, evaluate_sizes=("20000", "3000x60000"), jpeg_images=5_000,
-                 scale_queries=2_000)
+                 scale_queries=2_000, streaming_images=512)
 FULL = Settings(loop_pairs=41, steps=6, repeats=9, evaluate_sizes=bench_evaluate.DEFAULT_SIZES, jpeg_images=0,
-                scale_queries=10_000)
+                scale_queries=10_000, streaming_images=1024)
 
 
 def section(title: str) -> None:
@@ -133,6 +137,22 @@ def data_loading(s: Settings, raw_28: float) -> list[Ratio]:
     return rows
 
 
+def streaming(s: Settings) -> list[Ratio]:
+    section(f"retrieval sets: batches from the memory-mapped cache ({s.streaming_images} photos, 224 px)")
+    rows = bench_streaming.run(s.streaming_images, workers=2)
+    out = []
+    for what, ours, ref, theirs in rows[:-1]:
+        print(f"  {what:<30} {ours:6.0f} img/s; {ref} {theirs:6.0f} img/s", flush=True)
+        out.append(Ratio(what, f"{ours:.0f} img/s", f"{ref}: {theirs:.0f} img/s",
+                         f"x{ours / theirs:.2f}", "", None))
+    net = rows[-1][1]
+    print(f"  the 224-px ResNet-18 trains at {net:.0f} img/s", flush=True)
+    out.append(Ratio("batch from the mapped cache vs the 224-px network", f"{rows[1][1]:.0f} img/s",
+                     f"ResNet-18 training step: {net:.0f} img/s", f"x{rows[1][1] / net:.0f}",
+                     ">= 10x", rows[1][1] / net >= 10))
+    return out
+
+
 def scaling(s: Settings) -> list[Ratio]:
     section(f"evaluate() from 10 000 to 1 000 000 references (d = 128, {s.scale_queries:,} queries)")
     rows = bench_scale.run(bench_scale.DEFAULT_SIZES, s.scale_queries)
@@ -186,6 +206,7 @@ def main() -> int:
     rows += gdml_cost(s)
     rows += evaluation(s)
     rows += data_loading(s, raw_28)
+    rows += streaming(s)
     rows += scaling(s)
     print(f"\n## Ratios measured in this run ({'full' if args.full else 'quick'}, "
           f"{time.perf_counter() - t0:.0f} s, load average {load[0]:.1f} -> {os.getloadavg()[0]:.1f})\n")

@@ -13,7 +13,7 @@
 #    of every method on Fashion-MNIST with 16 epochs instead of 8 (does the budget bind?);
 # 3. issue 17: the class-disjoint protocol (first half of the classes trains), Fashion-MNIST and
 #    CIFAR-10, the five methods + the two MDR rows, 3 seeds, at d = 2 (the paper's); then the
-#    equal-budget tuning study at d = 128, whose winners the d = 128 grid will use.
+#    equal-budget tuning study at d = 128, and the d = 128 grid with its winners.
 # About 22 min a CIFAR-10 run and 25-30 min a Fashion-MNIST one, two at a time.
 set -euo pipefail
 GDML=${1:-.venv/bin/gdml}
@@ -62,5 +62,16 @@ for k in 0 1; do
       --out results/unseen_d128_trials.jsonl --shard "$k/2" &
 done
 wait
-"$PY" scripts/tune_preset.py --out results/unseen_d128_trials.jsonl --summary-only
-# Stage 3c, the d = 128 grid, runs once 3b's winners are a preset's settings (docs/presets.md).
+"$PY" scripts/tune_preset.py --out results/unseen_d128_trials.jsonl --summary-only \
+    --winners results/unseen_d128_winners.json
+
+# Stage 3c: the class-disjoint grid at d = 128 with each method's winner of 3b (an +mdr row
+# takes its base method's).
+out=results/unseen-d128
+mkdir -p "$out"
+[ -f "$out/references.csv" ] || cp "$RECORD/unseen/references.csv" "$out/"
+include=()
+[ -d "$RECORD/unseen-d128" ] && include=(--include "$RECORD/unseen-d128")
+"$GDML" benchmark --datasets fashion-mnist cifar10 --split classes --embedding-dim 128 \
+    --method-settings results/unseen_d128_winners.json --seeds 3 --mdr 0.2 \
+    --mdr-methods triplet gdml --references --out "$out" "${include[@]}" "${common[@]}"

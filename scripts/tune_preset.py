@@ -21,6 +21,7 @@ Rows are appended to ``--out`` as JSON lines as they finish, so a killed study r
 already in the file are skipped); ``--shard k/n`` runs every n-th trial, so n processes share a
 plan and one output file. A setting given as ``null`` (e.g. ``"clip_value": null``) unsets it.
 A trial that fails (the loss diverges) is recorded with its error and a score of 0.
+``--winners FILE`` writes each method's best settings for ``gdml benchmark --method-settings``.
 """
 
 from __future__ import annotations
@@ -123,6 +124,22 @@ def summarize(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + f"\n\nTrials per method: {counts}\n"
 
 
+def winners(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per method, the settings of its best trial (mean validation score over its seeds; a
+    ``check:`` trial measures numerics, not settings, and is left out): what ``gdml benchmark
+    --method-settings`` reads."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if not r["name"].startswith("check:"):
+            groups.setdefault((r["method"], r["name"]), []).append(r)
+    best: dict[str, tuple[float, dict[str, Any]]] = {}
+    for (method, _), rs in groups.items():
+        score = statistics.mean(r["val_score"] or 0.0 for r in rs)
+        if method not in best or score > best[method][0]:
+            best[method] = (score, rs[0]["settings"])
+    return {method: settings for method, (_, settings) in sorted(best.items())}
+
+
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     """One panel per method: the validation curve (score per epoch) of each of its trials."""
     import matplotlib
@@ -162,6 +179,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--summary-only", action="store_true", help="print the summary of --out")
     ap.add_argument("--plot", type=Path, default=None, help="PNG of the validation curves")
+    ap.add_argument("--winners", type=Path, default=None,
+                    help="JSON: each method's best settings, for gdml benchmark --method-settings")
     args = ap.parse_args()
     k, n = (int(v) for v in args.shard.split("/"))
     fixed = json.loads(args.fixed)
@@ -184,6 +203,8 @@ def main() -> None:
     print(summarize(rows))
     if args.plot:
         plot_curves(rows, args.plot)
+    if args.winners:
+        args.winners.write_text(json.dumps(winners(rows), indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import DataError, GdmlError
+from .errors import ConfigError, DataError, GdmlError
 from .methods import method_names
 from .validation import Rule, arg_type
 
@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="earlier results (the folder or runs.csv of another benchmark, e.g. "
                         "seeds run on another machine): runs they hold with the same settings "
                         "are not run again, and the report covers both")
+    b.add_argument("--method-settings", metavar="FILE",
+                   help="JSON {method: {setting: value}}: per-method settings over the preset's "
+                        "(e.g. a tuning study's winners: scripts/tune_preset.py --winners); "
+                        "flags still win")
     b.add_argument("--workers", type=_count, default=1, help="runs in parallel processes")
     b.add_argument("--shift", action="store_true", help="also evaluate under covariate shift")
     b.add_argument("--references", action="store_true",
@@ -360,6 +364,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _method_settings(path: str | None) -> dict[str, dict[str, Any]]:
+    """``--method-settings FILE``: a JSON object of method -> settings object (checked here for
+    its shape; the settings themselves are checked with every run's config)."""
+    if path is None:
+        return {}
+    try:
+        value = json.loads(Path(path).expanduser().read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--method-settings {path}: cannot read it as JSON ({exc})") from exc
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError(f"--method-settings {path}: expected {{method: {{setting: value}}}}, "
+                          'e.g. {"triplet": {"lr": 0.02, "margin": 0.2}}')
+    return value
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from .experiments.benchmark import BenchmarkSpec, parse_seeds, plan, run_benchmark
 
@@ -376,6 +395,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         shift_max_test=args.shift_max_test,
         imbalance=args.imbalance_variants,
         overrides=_overrides(args, skip=("preset",)),
+        method_settings=_method_settings(args.method_settings),
         config_file=args.config,
         progress=args.progress,
         include=args.include,

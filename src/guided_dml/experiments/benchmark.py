@@ -54,6 +54,9 @@ class BenchmarkSpec:
     # are reported with this grid's (report.read_included).
     include: Sequence[str] = ()
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Per method, settings that beat the preset's (an equal-budget tuning study's winners,
+    # `scripts/tune_preset.py --winners`); an +mdr variant takes its base method's. Flags win.
+    method_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_file: str | None = None
     progress: bool | None = None
 
@@ -67,6 +70,10 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
 
     for ds in spec.datasets:  # before any work: a typo must not cost the other data sets' runs
         check_dataset(ds)
+    stray = [m for m in spec.method_settings if m not in METHODS]
+    if stray:
+        raise ConfigError(f"--method-settings names unknown method(s) {stray}; choose from "
+                          f"{', '.join(METHODS)}")
     seeds = seed_list(spec.seeds)
     threads = max(1, (os.cpu_count() or 1) // max(1, spec.workers))
     variants: list[tuple[str, float]] = [(m, 0.0) for m in spec.methods]
@@ -82,6 +89,7 @@ def plan(spec: BenchmarkSpec) -> list[tuple[RunConfig, Path]]:
             for ds, ratio in datasets:
                 for method, lam in group:
                     overrides = {
+                        **spec.method_settings.get(method, {}),
                         **spec.overrides,
                         "dataset": ds,
                         "imbalance": ratio,

@@ -4,6 +4,8 @@
 # under a running grid); every stage skips the runs its results folder or the committed record
 # (--include) already holds, so after a killed session the same command goes on where it
 # stopped. Results land in results/; scripts/sync_record.py copies finished runs into docs/.
+# Only what is committed survives a session (each starts on a fresh machine): sync and commit
+# as runs finish; a run still training at the session's end is lost and runs again.
 #
 #   git worktree add --detach /work/grid HEAD && cd /work/grid
 #   PYTHONPATH=$PWD/src nohup scripts/grid_queue.sh /work/main/.venv/bin/gdml > grid.log 2>&1 &

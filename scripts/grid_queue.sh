@@ -41,39 +41,38 @@ mkdir -p results/cpu-16ep
 "$GDML" benchmark --datasets fashion-mnist --seeds 1 --epochs 16 --out results/cpu-16ep \
     "${common[@]}"
 
-# Stage 3a: the class-disjoint grid at the paper's d = 2, with the closed-set study's settings.
-out=results/unseen-d2
-mkdir -p "$out"
-# The references do not depend on d: scored once (docs/results/unseen/references.csv).
-[ -f "$out/references.csv" ] || cp "$RECORD/unseen/references.csv" "$out/"
-include=()
-[ -d "$RECORD/unseen-d2" ] && include=(--include "$RECORD/unseen-d2")
-"$GDML" benchmark --datasets fashion-mnist cifar10 --split classes --embedding-dim 2 \
-    --seeds 3 --mdr 0.2 --mdr-methods triplet gdml --references --out "$out" \
-    "${include[@]}" "${common[@]}"
+# Stage 3: the class-disjoint grid, one results folder per embedding dimension d; the
+# references do not depend on d (scored once: docs/results/unseen/references.csv).
+unseen_grid() {  # unseen_grid D [more benchmark flags]
+  local dim=$1 out=results/unseen-d$1
+  shift
+  mkdir -p "$out"
+  [ -f "$out/references.csv" ] || cp "$RECORD/unseen/references.csv" "$out/"
+  local include=()
+  [ -d "$RECORD/unseen-d$dim" ] && include=(--include "$RECORD/unseen-d$dim")
+  "$GDML" benchmark --datasets fashion-mnist cifar10 --split classes --embedding-dim "$dim" \
+      --seeds 3 --mdr 0.2 --mdr-methods triplet gdml --references --out "$out" \
+      "${include[@]}" "${common[@]}" "$@"
+}
+
+# Stage 3a: at the paper's d = 2, with the closed-set study's settings.
+unseen_grid 2
 
 # Stage 3b: the same equal tuning budget at d = 128 (the closed-set study's 7 trials per method,
 # docs/results/study/README.md) on the seen classes' validation split of a 10 000-image subset
-# of Fashion-MNIST's seen classes: the d = 2 winners need not be d = 128's. Two shards.
+# of Fashion-MNIST's seen classes: the d = 2 winners need not be d = 128's. Two shards; the
+# trials are appended to the record itself (commit it: a later session skips what it holds).
 PY=$(dirname "$GDML")/python
 fixed='{"split": "classes", "embedding_dim": 128, "train_subset": 10000, "epochs": 8,
         "threads": 1, "amp": "bf16", "channels_last": true}'
 for k in 0 1; do
   "$PY" scripts/tune_preset.py --dataset fashion-mnist --data-dir "$DATA" \
       --plan docs/results/study/plan_unseen_d128.json --fixed "$fixed" \
-      --out results/unseen_d128_trials.jsonl --shard "$k/2" &
+      --out "$RECORD/study/unseen_d128_trials.jsonl" --shard "$k/2" &
 done
 wait
-"$PY" scripts/tune_preset.py --out results/unseen_d128_trials.jsonl --summary-only \
-    --winners results/unseen_d128_winners.json
+"$PY" scripts/tune_preset.py --out "$RECORD/study/unseen_d128_trials.jsonl" --summary-only \
+    --winners "$RECORD/study/unseen_d128_winners.json"
 
-# Stage 3c: the class-disjoint grid at d = 128 with each method's winner of 3b (an +mdr row
-# takes its base method's).
-out=results/unseen-d128
-mkdir -p "$out"
-[ -f "$out/references.csv" ] || cp "$RECORD/unseen/references.csv" "$out/"
-include=()
-[ -d "$RECORD/unseen-d128" ] && include=(--include "$RECORD/unseen-d128")
-"$GDML" benchmark --datasets fashion-mnist cifar10 --split classes --embedding-dim 128 \
-    --method-settings results/unseen_d128_winners.json --seeds 3 --mdr 0.2 \
-    --mdr-methods triplet gdml --references --out "$out" "${include[@]}" "${common[@]}"
+# Stage 3c: at d = 128 with each method's winner of 3b (an +mdr row takes its base method's).
+unseen_grid 128 --method-settings "$RECORD/study/unseen_d128_winners.json"

@@ -9,6 +9,9 @@
 #
 #   git worktree add --detach /work/grid HEAD && cd /work/grid
 #   PYTHONPATH=$PWD/src nohup scripts/grid_queue.sh /work/main/.venv/bin/gdml > grid.log 2>&1 &
+#   # then, from /work/main, as runs finish (likewise cpu-16ep, unseen-d2, unseen-d128):
+#   .venv/bin/python scripts/sync_record.py --src /work/grid/results/cpu --dst docs/results/cpu \
+#       --doc docs/results.md --include docs/results/cpu
 #
 # 1. issue 13: CIFAR-10 x five methods x 5 seeds (closed set, with covariate shift);
 # 2. issue 18: Triplet + MDR and G-DML + MDR (λ 0.2), 3 seeds, Fashion-MNIST first; then seed 0

@@ -9,7 +9,8 @@
 #
 #   git worktree add --detach /work/grid HEAD && cd /work/grid
 #   PYTHONPATH=$PWD/src nohup scripts/grid_queue.sh /work/main/.venv/bin/gdml > grid.log 2>&1 &
-#   # then, from /work/main, as runs finish (likewise cpu-16ep, unseen-d2, unseen-d128):
+#   # then, from /work/main, as runs finish (cpu-16ep, unseen-d2, unseen-d128 likewise, into
+#   # docs/results/<name> and without --doc: docs/results.md has one grid block, the closed set's):
 #   .venv/bin/python scripts/sync_record.py --src /work/grid/results/cpu --dst docs/results/cpu \
 #       --doc docs/results.md --include docs/results/cpu
 #

@@ -224,3 +224,12 @@ def test_a_decode_the_disk_cannot_hold_is_refused_before_writing(tmp_path, monke
         load_dataset("cub200", data_dir=tmp_path, cache_dir=tmp_path / "c", progress=False,
                      size=8, resize=8)
     assert not list((tmp_path / "c").glob("*.partial"))
+
+
+def test_an_unwritable_cache_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    make_cub(tmp_path)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(DataError, match=r"cannot write the decoded images .* GDML_CACHE=off"):
+        load_dataset("cub200", data_dir=tmp_path, cache_dir=blocker / "cache", progress=False,
+                     size=8, resize=8)

@@ -94,11 +94,16 @@ def decode_split(
     """
     if file.is_file():
         return file
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(file.with_name(file.name + ".lock")):
-        if file.is_file():  # another process finished it while this one waited
-            return file
-        return _decode_locked(split, file, resize, size, num_workers, progress)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(file.with_name(file.name + ".lock")):
+            if file.is_file():  # another process finished it while this one waited
+                return file
+            return _decode_locked(split, file, resize, size, num_workers, progress)
+    except OSError as exc:  # a read-only or full cache folder: say where, and what to do
+        raise DataError(f"cannot write the decoded images of {split.name} into {file.parent} "
+                        f"({exc}); point GDML_CACHE at a writable folder with room, or set "
+                        "GDML_CACHE=off to decode into memory") from exc
 
 
 @contextlib.contextmanager

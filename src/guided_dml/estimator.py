@@ -257,7 +257,7 @@ class GuidedEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             torch.set_flush_denormal(True)
             torch.manual_seed(cfg.seed)
             prepared = prepare_data(cfg, {"train": data, "test": no_test})
-            if cfg.select_on != "loss" and not val_scorable(prepared):
+            if cfg.select_on not in ("loss", "last") and not val_scorable(prepared):
                 # A validation split this small has no pair of one class, so no retrieval score
                 # can rank the epochs: select on the validation loss instead.
                 cfg = replace(cfg, select_on="loss")

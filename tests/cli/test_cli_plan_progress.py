@@ -30,6 +30,8 @@ def test_fit_plan_gives_every_run_enough_steps(summary, backbone, batch, epochs)
     plan = fit_plan(summary)
     assert plan.get("backbone") == backbone
     assert plan["batch_size"] == batch and plan["epochs"] == epochs
+    # Vectors keep the annealed last epoch; images still select on validation MAP@R.
+    assert plan.get("select_on") == ("last" if backbone == "mlp" else None)
     n_train = int(summary.n_samples * 0.9)
     assert n_train // batch >= 8 or batch == 8  # at least 8 steps per epoch when possible
     pairs = summary.n_classes * (summary.n_classes - 1)

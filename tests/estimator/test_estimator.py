@@ -194,6 +194,18 @@ def test_the_fit_plan_sizes_unset_settings_to_the_data():
     assert GuidedEmbedder(epochs=3).run_config((5,), 100, 2).epochs == 3  # explicit wins
     assert GuidedEmbedder(options={"batch_size": 16}).run_config((5,), 100, 2).batch_size == 16
     assert GuidedEmbedder(preset="smoke").run_config((1, 8, 8), 1257, 10).epochs == 2  # no plan
+    vectors = est.run_config((64,), 1257, 10)
+    assert vectors.select_on == "last" and vectors.input_noise == 0.5
+    assert GuidedEmbedder(options={"select_on": "map@r"}).run_config((64,), 1257, 10).select_on == "map@r"
+
+
+def test_vectors_keep_the_last_epoch_even_with_a_tiny_validation_split(vectors):
+    """The fit plan's select_on 'last' for vectors is not replaced by the loss fallback of tiny
+    validation splits, and the estimator ends on its last epoch."""
+    x, y = vectors
+    est = GuidedEmbedder(random_state=0, epochs=3, options={"gemini_epochs": 2}).fit(x, y)
+    assert est.config_["select_on"] == "last" and est.best_epoch_ == 3
+    assert len(est.history_["student"]) == 3
 
 
 def test_pipeline_in_grid_search(images, fast):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,10 +81,31 @@ def test_a_missing_builtin_data_set_leaves_nothing_behind(gdml, tmp_path, monkey
 
 def test_near_chance_note():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
-    assert chance_score(labels) == pytest.approx(1 / 3)
-    note = near_chance_note([{"val_score": 0.30}, {"val_score": 0.35}], labels, "gdml on photos")
-    assert note is not None and "not better than chance" in note and "0.350" in note
+    # Leave-one-out: a query's one other same-class sample is 1 of the 5 others.
+    assert chance_score(labels, "precision@1") == pytest.approx(1 / 5)
+    # MAP@R with R = 1 is precision@1's value: the one relevant sample at rank 1.
+    assert chance_score(labels, "map@r") == pytest.approx(1 / 5)
+    note = near_chance_note([{"val_score": 0.22}, {"val_score": 0.2}], labels, "gdml on photos")
+    assert note is not None and "not better than chance" in note and "map@r 0.220" in note
     assert near_chance_note([{"val_score": 0.9}], labels, "x") is None
+    # Ten balanced classes: MAP@R 0.086 is ~9x its chance (0.01), not "near chance" (the false
+    # alarm CIFAR-10's Margin runs raised when MAP@R was compared with precision@1's 0.1).
+    ten = torch.arange(10).repeat(500)
+    assert near_chance_note([{"val_score": 0.086}], ten, "margin on cifar10") is None
+    assert near_chance_note([{"val_score": 0.12}], ten, "x", "precision@1") is not None
+
+
+@pytest.mark.parametrize("metric", ["map@r", "precision@1", "r_precision", "recall@1"])
+def test_chance_score_matches_random_embeddings_scored_by_evaluate(metric):
+    """Reference: the mean score, by the real ``evaluate`` (leave-one-out, as the validation
+    score), of embeddings drawn at random, on unbalanced classes."""
+    from guided_dml.evaluation import evaluate
+
+    labels = torch.tensor([0] * 120 + [1] * 60 + [2] * 20)
+    gen = torch.Generator().manual_seed(0)
+    scores = [evaluate(torch.randn(len(labels), 2, generator=gen), labels, nmi=False)[metric]
+              for _ in range(40)]
+    assert float(np.mean(scores)) == pytest.approx(chance_score(labels, metric), abs=0.01)
 
 
 def test_train_on_a_folder_prints_the_plan_epoch_lines_and_the_reuse_note(gdml, photos, tmp_path):

@@ -163,29 +163,56 @@ def planned_config(
     return resolve_config(overrides, config_file, plan=plan), splits, describe(plan, summary)
 
 
-def chance_score(labels: torch.Tensor) -> float:
-    """Expected precision@1 (≈ MAP@R) of an embedding that ignores the images: the chance that a
-    random other sample shares the query's class, Σ_k p_k² over the class shares p_k."""
+def chance_score(labels: torch.Tensor, metric: str = "map@r") -> float:
+    """Expected validation ``metric`` of an embedding that ignores the images (leave-one-out
+    retrieval among ``labels``, as the validation score is computed).
+
+    A query of class c finds one of its R_c = n_c - 1 same-class samples with probability
+    h_c = R_c / (N - 1) at every rank. precision@1 and R-Precision are then Σ_c p_c h_c over the
+    queries that have a same-class sample (p_c their class shares); recall@1, the 1-NN
+    classifier's macro recall over all queries, is the mean of h_c over the classes. MAP@R
+    averages precision@i over the relevant ranks i ≤ R_c; drawing without replacement,
+    E[precision@i · rel_i] = (h_c + (i - 1) h_c q_c) / i with q_c = (R_c - 1)/(N - 2), so its
+    chance is Σ_c p_c (h_c q_c + h_c (1 - q_c) H(R_c) / R_c), H the harmonic number: about
+    h_c², 0.01 for ten balanced classes, not precision@1's 0.1.
+    """
     counts = torch.bincount(labels).double()
-    p = counts / counts.sum().clamp_min(1)
-    return float((p * p).sum())
+    counts = counts[counts > 0]
+    n = float(counts.sum())
+    if n < 2:
+        return 0.0
+    hit = (counts - 1) / (n - 1)
+    if metric == "recall@1":
+        return float(hit.mean())
+    ranked = counts >= 2  # the queries a retrieval score averages over
+    if not ranked.any():
+        return 0.0
+    share, hit, r = counts[ranked] / counts[ranked].sum(), hit[ranked], counts[ranked] - 1
+    if metric != "map@r":
+        return float((share * hit).sum())  # precision@1, r_precision
+    q = (r - 1) / (n - 2) if n > 2 else torch.zeros_like(r)
+    harmonic = torch.special.digamma(r + 1) + 0.5772156649015329  # H(R) = ψ(R + 1) + γ
+    return float((share * (hit * q + hit * (1 - q) * harmonic / r)).sum())
 
 
-def near_chance_note(history: list[dict[str, Any]], val_labels: torch.Tensor, name: str) -> str | None:
-    """A one-line note when the best validation score is within a few points of chance, else None."""
+def near_chance_note(history: list[dict[str, Any]], val_labels: torch.Tensor, name: str,
+                     metric: str = "map@r") -> str | None:
+    """A one-line note when the best validation ``metric`` (the history's ``val_score``) is
+    within a few points of its chance level, else None."""
     scores = [h["val_score"] for h in history if isinstance(h.get("val_score"), float)]
     if not scores or len(val_labels) < 2:
         return None
-    best, chance = max(scores), chance_score(val_labels)
+    best, chance = max(scores), chance_score(val_labels, metric)
     if best > chance + NEAR_CHANCE:
         return None
-    return (f"{name}: the map is not better than chance (best validation score {best:.3f}, "
+    return (f"{name}: the map is not better than chance (best validation {metric} {best:.3f}, "
             f"chance {chance:.3f}); try more images per class, more --epochs, --backbone smallcnn "
             "for small images, or a lower --lr")
 
 
-def warn_if_near_chance(history: list[dict[str, Any]], val_labels: torch.Tensor, name: str) -> None:
+def warn_if_near_chance(history: list[dict[str, Any]], val_labels: torch.Tensor, name: str,
+                        metric: str = "map@r") -> None:
     """:func:`near_chance_note` as a warning (the CLI prints warnings as one-line notes)."""
-    note = near_chance_note(history, val_labels, name)
+    note = near_chance_note(history, val_labels, name, metric)
     if note is not None:
         warnings.warn(note, UserWarning, stacklevel=2)

@@ -446,7 +446,7 @@ def train_model(
     # ---- Algorithm 2 (student) or a baseline: the same network and loop for every method
     model, result = student_phase(ctx, mean, std, train_source, val_source)
     if dist.is_main():
-        warn_if_near_chance(result.history, data.val.labels, name)
+        warn_if_near_chance(result.history, data.val.labels, name, score_key(cfg))
     return TrainedModel(model.cpu().eval(), ctx.input_shape, result, history.phases, name)
 
 
@@ -550,6 +550,13 @@ def _batch_sources(
     return train_source, val_source
 
 
+def score_key(cfg: RunConfig) -> str:
+    """The ``evaluate`` key of the history's ``val_score``: the ``--select-on`` criterion;
+    "last" keeps the last epoch (the authors') and still records the validation MAP@R, so
+    every run has a validation curve ("loss" records no score and ranks on the loss)."""
+    return "map@r" if cfg.select_on in ("last", "loss") else cfg.select_on
+
+
 def student_phase(
     ctx: RunContext,
     mean: torch.Tensor,
@@ -576,14 +583,13 @@ def student_phase(
                    autocast=partial(accelerator.autocast, dev, amp),
                    three_forwards=cfg.triplet_sampling == "class-pairs")
 
+    key = score_key(cfg)
+
     def val_score() -> float:
         # Leave-one-out retrieval among the validation embeddings: the same criterion for
         # every method, whatever the scale or reducer of its loss.
-        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[score_key]
+        return evaluate(embed(model, data.val.images), data.val.labels, nmi=False)[key]
 
-    # "last" keeps the last epoch (the authors') and still records the validation MAP@R, so
-    # every run has a validation curve; "loss" ranks epochs on the validation loss.
-    score_key = "map@r" if cfg.select_on == "last" else cfg.select_on
     scored = cfg.select_on != "loss" and (cfg.select_on != "last" or val_scorable(data))
 
     trainer = Trainer(

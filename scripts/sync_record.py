@@ -2,10 +2,11 @@
 
 A long grid runs in the background, in its own folder (run folders with checkpoints: never
 committed). This script rebuilds that folder's report (:func:`write_report`), copies the small
-files a record holds (CSV tables, summaries, figures: no checkpoints, no embeddings) into
+files a record holds (CSV tables, summaries, figures, and each finished run's ``config.json``
+and per-epoch ``history.jsonl`` under ``runs/``: no checkpoints, no embeddings) into
 ``--dst``, and replaces the block between ``<!-- grid results -->`` and
-``<!-- /grid results -->`` of ``--doc`` with the main tables of ``summary.md`` (per data set, the
-paper's rows and the references beside ours) and the number of finished runs.
+``<!-- /grid results -->`` of ``--doc`` with the main tables of ``summary.md`` (per data set,
+the paper's rows and the references beside ours) and the number of finished runs.
 
     .venv/bin/python scripts/sync_record.py --src /work/grid/results/cpu \\
         --dst docs/results/cpu --doc docs/results.md --include docs/results/cpu
@@ -68,6 +69,12 @@ def main() -> int:
             save_bytes((src / name).read_bytes(), dst / name)
     for png in sorted(p for p in written.values() if p.suffix == ".png"):
         save_bytes(png.read_bytes(), dst / png.name)  # the one atomic writer
+    # The validation curves behind the figures, as numbers (a few KB a run): finished runs only.
+    for done in sorted((src / "runs").glob("*/*/seed-*/metrics.json")):
+        run = done.parent
+        for name in ("config.json", "history.jsonl"):
+            if (run / name).is_file():
+                save_bytes((run / name).read_bytes(), dst / run.relative_to(src) / name)
     n_runs = max(0, len((src / "runs.csv").read_text().splitlines()) - 1)
     if args.doc:
         doc = Path(args.doc)

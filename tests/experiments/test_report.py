@@ -140,6 +140,11 @@ def test_collect_runs_order_and_unfinished_folders(tmp_path: Path) -> None:
     assert [r["seed"] for r in rows[:2]] == [0, 1]
     assert all(r["method"] in order or r["method"] == "multisim" or "+" in r["method"] for r in rows)
     assert "robustness_auc" not in rows[0]
+    # The selected epoch's validation score (best_epoch 3 of make_run: level - 0.1 / 3), read
+    # from the student records of history.jsonl, the teacher's skipped.
+    for r in rows:
+        level = BASE.get(r["method"], 0.6) + (0.05 if r["dataset"] == "mnist" else 0.0)
+        assert r["val_score"] == pytest.approx(level - 0.1 / 3)
 
 
 def test_summarize_percent_and_seed_count(tmp_path: Path) -> None:

@@ -49,9 +49,11 @@ _SEED_DIR = re.compile(r"^seed-(\d+)$")
 def collect_runs(out_dir: str | Path) -> list[dict[str, Any]]:
     """One row per finished run under ``out_dir/runs`` (a folder with ``metrics.json``).
 
-    A row is the content of ``metrics.json`` plus ``run_dir`` (the folder) and, when the run has a
-    ``shift.json``, ``robustness_auc`` (:func:`guided_dml.experiments.shift.robustness_auc`, mean
-    over corruptions). ``dataset``, ``method`` and ``seed`` fall back to the folder names.
+    A row is the content of ``metrics.json`` plus ``run_dir`` (the folder), ``val_score`` (the
+    validation criterion of the selected epoch, from ``history.jsonl``: what a comparison of
+    protocols reads, never the test numbers) and, when the run has a ``shift.json``,
+    ``robustness_auc`` (:func:`guided_dml.experiments.shift.robustness_auc`, mean over
+    corruptions). ``dataset``, ``method`` and ``seed`` fall back to the folder names.
     Unfinished folders are ignored; an unreadable ``metrics.json`` is skipped with a warning.
     Sorted by data set, method (:func:`~.names.method_key`) and seed.
     """
@@ -76,6 +78,8 @@ def collect_runs(out_dir: str | Path) -> list[dict[str, Any]]:
         row["run_dir"] = str(run_dir)
         if "threads" not in row:  # runs from before metrics.json recorded it
             row.update(_threads_from_config(run_dir))
+        if "val_score" not in row:
+            row.update(_selected_val_score(run_dir, row.get("best_epoch")))
         if (run_dir / SHIFT_FILE).is_file():
             try:
                 row["robustness_auc"] = robustness_auc(read_shift(run_dir)).get("mean", math.nan)
@@ -84,6 +88,16 @@ def collect_runs(out_dir: str | Path) -> list[dict[str, Any]]:
         rows.append(row)
     rows.sort(key=_run_key)
     return rows
+
+
+def _selected_val_score(run_dir: Path, best_epoch: Any) -> dict[str, float]:
+    """``{"val_score": s}``: the student's validation score at its selected epoch (1-based
+    ``best_epoch``), empty when the history does not hold it."""
+    for rec in _load_history(run_dir):
+        if rec.get("phase", "student") == "student" and rec.get("epoch") == best_epoch:
+            score = rec.get("val_score")
+            return {"val_score": float(score)} if isinstance(score, int | float) else {}
+    return {}
 
 
 def _threads_from_config(run_dir: Path) -> dict[str, int]:

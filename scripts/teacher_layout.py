@@ -70,6 +70,10 @@ def measure(setting: dict, dataset: str, data_dir: str | None, seed: int) -> dic
         "val_r1": scores["recall@1"], "val_mapr": scores["map@r"],
         "fisher": fisher_ratio(val_t, data.val.labels),
         "last_loss": teacher.history[-1]["train_loss"], "seconds": round(seconds, 1),
+        # With gemini_restarts: every attempt's final loss, and which one was kept.
+        "attempts": {phase: recs[-1]["train_loss"] for phase, recs in ctx.history.phases.items()},
+        "kept": next((p for p, recs in ctx.history.phases.items() if recs is teacher.history),
+                     None),
     }
 
 

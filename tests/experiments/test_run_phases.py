@@ -46,6 +46,45 @@ def test_teacher_phase_returns_targets_and_history_and_records_them(tmp_path) ->
     assert list(again.phases) == ["teacher"] and same(again.phases["teacher"], out.history)
 
 
+def _teacher(cfg, data, run_dir=None, resume=False):
+    history = RunHistory(run_dir / "history.jsonl" if run_dir is not None else None)
+    ctx = run_mod.RunContext(cfg, data, run_dir, torch.device("cpu"), "gdml on digits", resume,
+                             history)
+    return run_mod.teacher_phase(ctx, *channel_stats(data.train.images)), history
+
+
+def test_a_gemini_restart_is_kept_only_when_its_loss_is_below_half(tmp_path, monkeypatch) -> None:
+    def quick(**over):  # one teacher epoch: eight teachers are trained below
+        return tiny(gemini_epochs=1, **over)
+
+    data = run_mod.prepare_data(quick())
+    plain, _ = _teacher(quick(), data)
+    # No restart ends below half the first teacher's loss on digits: the targets (and so the
+    # whole run) are exactly those of the run without restarts.
+    kept, history = _teacher(quick(gemini_restarts=1), data, tmp_path)
+    assert torch.equal(kept.train_targets, plain.train_targets)
+    assert list(history.phases) == ["teacher", "teacher-restart-1"]
+    first, restart = history.phases["teacher"][-1], history.phases["teacher-restart-1"][-1]
+    assert first["kept"] is True and restart["kept"] is False
+    assert restart["train_loss"] >= run_mod.RESTART_FACTOR * first["train_loss"]
+
+    # The restart is a teacher of its own (seed + 1000): the one a run of that seed trains.
+    other, _ = _teacher(quick(seed=1000), data)
+    # Made to win (a factor no loss can fail), it replaces the first teacher's targets.
+    monkeypatch.setattr(run_mod, "RESTART_FACTOR", 1e9)
+    swapped, history = _teacher(quick(gemini_restarts=1), data)
+    assert torch.equal(swapped.train_targets, other.train_targets)
+    assert not torch.equal(swapped.train_targets, plain.train_targets)
+    assert history.phases["teacher-restart-1"][-1]["kept"] is True
+    assert swapped.history is history.phases["teacher-restart-1"]
+
+    # Resumed from targets.pt, every attempt's records come back (history.jsonl keeps them).
+    _, back = _teacher(quick(gemini_restarts=1), data, tmp_path, resume=True)
+    assert list(back.phases) == ["teacher", "teacher-restart-1"]
+    assert back.phases["teacher"][-1]["kept"] is True
+    assert quick(gemini_restarts=1).hash() != quick().hash()
+
+
 def test_train_model_keeps_teacher_then_student() -> None:
     cfg = tiny()
     trained = run_mod.train_model(cfg, run_mod.prepare_data(cfg))

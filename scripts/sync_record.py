@@ -15,6 +15,10 @@ the paper's rows and the references beside ours) and the number of finished runs
 own runs: name the committed record itself when a session's grid folder started empty, or its
 runs would drop out of the record.
 
+The figures drawn from run folders (2-D maps, training and validation curves) are replaced
+only for data sets whose runs are all in ``--src``: a grid folder that resumed from the record
+holds only some of them, and its figures would lack the other methods.
+
 Safe to rerun at any time: every file is replaced whole (written to a temporary name, then
 renamed), and a run still training is simply not in the report yet.
 """
@@ -22,7 +26,9 @@ renamed), and a run still training is simply not in the report yet.
 from __future__ import annotations
 
 import argparse
+import csv
 import re
+from collections import defaultdict
 from pathlib import Path
 
 from guided_dml.experiments.report import write_report
@@ -32,6 +38,10 @@ from guided_dml.training.checkpoint import save_bytes
 #: whose inlined figures would double the record's size).
 RECORD_FILES = ("runs.csv", "shift_runs.csv", "summary.csv", "summary.md", "summary.tex",
                 "paired.csv", "shift.csv", "references.csv")
+#: Figures drawn from the run folders themselves (embeddings.npz, history.jsonl), not from the
+#: CSV tables: a grid folder that holds only some of a data set's runs (the rest included from
+#: the record) would draw them with those methods missing.
+FOLDER_FIGURES = ("embeddings_{}.png", "curves_{}.png", "validation_{}.png")
 BLOCK = re.compile(r"(<!-- grid results -->\n).*?(<!-- /grid results -->)", re.S)
 
 
@@ -52,6 +62,17 @@ def main_tables(summary_md: str) -> str:
     return "\n".join(out)
 
 
+def partial_figures(src: Path) -> set[str]:
+    """The folder-drawn figures of every data set some of whose runs in ``src/runs.csv`` have no
+    finished folder under ``src`` (included from a record): the record keeps its own of them."""
+    complete: dict[str, bool] = defaultdict(lambda: True)
+    with (src / "runs.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            here = (src / row["run_dir"] / "metrics.json").is_file()
+            complete[row["dataset"]] &= here
+    return {name.format(ds) for ds, ok in complete.items() if not ok for name in FOLDER_FIGURES}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--src", required=True, help="the benchmark's output folder")
@@ -67,7 +88,11 @@ def main() -> int:
     for name in RECORD_FILES:
         if (src / name).is_file():
             save_bytes((src / name).read_bytes(), dst / name)
+    partial = partial_figures(src)
     for png in sorted(p for p in written.values() if p.suffix == ".png"):
+        if png.name in partial and (dst / png.name).exists():
+            print(f"kept {dst / png.name}: {src} lacks some of its runs")
+            continue
         save_bytes(png.read_bytes(), dst / png.name)  # the one atomic writer
     # The validation curves behind the figures, as numbers (a few KB a run): finished runs only.
     for done in sorted((src / "runs").glob("*/*/seed-*/metrics.json")):

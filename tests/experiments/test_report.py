@@ -647,3 +647,17 @@ def test_references_end_each_table_with_their_own_numbers(tmp_path: Path) -> Non
     # A report that includes this folder carries its references along.
     again = write_report(tmp_path / "merged", include=[out])
     assert read_csv(again["references_csv"]) == read_csv(out / "references.csv")
+
+
+def test_the_curves_show_the_teacher_the_student_learnt_from() -> None:
+    from guided_dml.experiments.report.figures import _kept_teacher
+
+    first = [{"phase": "teacher", "epoch": e, "train_loss": 0.2} for e in (1, 2)]
+    restart = [{"phase": "teacher-restart-1", "epoch": e, "train_loss": 0.03} for e in (1, 2)]
+    student = [{"phase": "student", "epoch": 1, "train_loss": 1.0}]
+    assert _kept_teacher([*first, *student]) == first  # no restarts
+    first[-1]["kept"], restart[-1]["kept"] = False, True
+    assert _kept_teacher([*first, *restart, *student]) == restart
+    first[-1]["kept"], restart[-1]["kept"] = True, False
+    assert _kept_teacher([*first, *restart, *student]) == first
+    assert _kept_teacher(student) == []  # a baseline

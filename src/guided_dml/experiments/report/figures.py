@@ -121,6 +121,17 @@ def _robust_limits(ax: Any, emb: np.ndarray) -> None:
         ax.set_ylim(centre[1] - half, centre[1] + half)
 
 
+def _kept_teacher(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The epochs of the GEMINI teacher whose targets the student learnt: ``"teacher"``, or the
+    restart (``--gemini-restarts``) that replaced it, whose last epoch says ``kept``."""
+    by_phase: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for h in history:
+        if str(h.get("phase", "")).startswith("teacher"):
+            by_phase[h["phase"]].append(h)
+    kept = [recs for recs in by_phase.values() if recs[-1].get("kept")]
+    return kept[0] if kept else by_phase.get("teacher", [])
+
+
 def plot_curves(runs: Sequence[dict[str, Any]], dataset: str) -> bytes | None:
     """Validation loss per epoch, one panel per method (each seed thin, the mean bold, the mean
     training loss dashed), plus a panel for the GEMINI teacher of every G-DML variant."""
@@ -133,7 +144,7 @@ def plot_curves(runs: Sequence[dict[str, Any]], dataset: str) -> bytes | None:
     for m in sorted(by_method, key=method_key):
         hists = [_load_history(d) for d in by_method[m]]
         student = [[h for h in hist if h.get("phase", "student") == "student"] for hist in hists]
-        teacher = [[h for h in hist if h.get("phase") == "teacher"] for hist in hists]
+        teacher = [_kept_teacher(hist) for hist in hists]
         if any(student):
             panels.append((method_name(m), m, [s for s in student if s]))
         if any(teacher):
